@@ -1,0 +1,251 @@
+"""The ``wakeword`` command line.
+
+Errors a user can cause (``WakewordError``) become one line on stderr and a
+non-zero exit code; only bugs show a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .config import Settings, load_settings_file, save_settings_file
+from .errors import ConfigError, WakewordError
+
+log = logging.getLogger("wakeword")
+
+# Subcommands that live in their own modules, imported only when used: name -> (module, help).
+EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
+    "export": ("wakeword.export", "export a Hugging Face audio classifier to (quantized) ONNX"),
+    "classify": ("wakeword.classify", "classify whole clips with a model"),
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _keyword_thresholds(text: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected KEYWORD=VALUE[,KEYWORD=VALUE], got {item!r}") from None
+        if not sep or not name.strip():
+            raise argparse.ArgumentTypeError(f"expected KEYWORD=VALUE[,KEYWORD=VALUE], got {item!r}")
+    return out
+
+
+def _add_engine_options(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS
+    g = p.add_argument_group("model and detection")
+    g.add_argument("--model", default=S, help="model directory or built-in backend name (default: tone)")
+    g.add_argument("--keywords", default=S, help="comma-separated keywords to detect (default: all of the model's)")
+    g.add_argument("--threshold", type=float, default=S, help="detection threshold for every keyword (0.5)")
+    g.add_argument("--thresholds", type=_keyword_thresholds, default=S, metavar="KW=T[,KW=T]",
+                   help="per-keyword thresholds, e.g. marvin=0.8")
+    g.add_argument("--smoothing-hops", type=int, default=S, help="average scores over N hops (3)")
+    g.add_argument("--refractory-s", type=float, default=S, help="seconds before a keyword may fire again (1.0)")
+    g.add_argument("--hop-ms", type=int, default=S, help="run the classifier every N ms while speech is present (100)")
+    g.add_argument("--preroll-s", type=float, default=S, help="audio kept beyond the classifier window (2.0)")
+    g = p.add_argument_group("voice-activity gate")
+    g.add_argument("--no-vad", dest="vad", action="store_false", default=S,
+                   help="classify every hop, speech or not")
+    g.add_argument("--vad-aggressiveness", type=int, default=S, choices=range(4), help="webrtcvad mode 0-3 (2)")
+    g.add_argument("--vad-frame-ms", type=int, default=S, choices=(10, 20, 30), help="VAD frame length (30)")
+    g.add_argument("--vad-hangover-ms", type=int, default=S, help="keep the gate open after speech (300)")
+    g = p.add_argument_group("output and configuration")
+    g.add_argument("--json", action="store_true", default=S, help="print one JSON object per event")
+    g.add_argument("--config", help="TOML file whose keys match these flags (hop_ms = 80, ...)")
+    g.add_argument("--save-config", metavar="PATH", help="write the effective settings as TOML to PATH and continue")
+    g.add_argument("--force", action="store_true", help="let --save-config overwrite an existing file")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="wakeword", description="On-device wake-word streaming engine.")
+    parser.add_argument("--version", action="version", version=f"wakeword {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
+                        help="more logging on stderr (-vv: debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    _sub_add = sub.add_parser
+
+    def add_parser(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        if kwargs.get("add_help", True):
+            kwargs.setdefault("parents", [common])
+        return _sub_add(name, **kwargs)
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
+    sub.required = True
+
+    p = sub.add_parser("run", help="detect keywords in an audio file or a raw stream on stdin",
+                       description="Detect keywords in an audio file (WAV, FLAC, OGG, any rate and channel count) "
+                                   "or in raw PCM on standard input (--input -).")
+    p.add_argument("--input", "-i", required=True, metavar="FILE|-", help="audio file, or - for raw PCM on stdin")
+    g = p.add_argument_group("raw input (--input -)")
+    g.add_argument("--rate", type=int, default=argparse.SUPPRESS, help="sample rate of raw input (16000)")
+    g.add_argument("--channels", type=int, default=argparse.SUPPRESS, help="channels of raw input (1)")
+    g.add_argument("--format", choices=("s16le", "f32le"), default=argparse.SUPPRESS, help="raw sample format (s16le)")
+    p.add_argument("--realtime", action="store_true", default=argparse.SUPPRESS,
+                   help="deliver the input no faster than real time, like a live stream")
+    _add_engine_options(p)
+    p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser("listen", help="detect keywords from a microphone",
+                       description="Detect keywords live from an input device (sounddevice/PortAudio).")
+    p.add_argument("--device", "-d", default=argparse.SUPPRESS, help="device index or name (see `wakeword devices`)")
+    p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds of audio")
+    p.add_argument("--block-ms", type=float, default=argparse.SUPPRESS, help="device block length (50)")
+    _add_engine_options(p)
+    p.set_defaults(handler=_cmd_listen)
+
+    p = sub.add_parser("devices", help="list audio input devices")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(handler=_cmd_devices)
+
+    for name, (module, help_text) in EXTERNAL_COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.set_defaults(handler=None, external=module)
+    return parser
+
+
+def _settings_from_args(args: argparse.Namespace) -> Settings:
+    names = {f for f in Settings.__dataclass_fields__}
+    given = {k: v for k, v in vars(args).items() if k in names}
+    settings = Settings()
+    if args.config:
+        settings = settings.merged(load_settings_file(args.config), args.config)
+    settings = settings.merged(given, "command line")
+    if args.save_config:
+        save_settings_file(settings, args.save_config, force=args.force)
+        log.info("settings written to %s", args.save_config)
+    return settings
+
+
+def _make_engine(settings: Settings):
+    from .classifier import load_classifier
+    from .engine import Engine
+
+    return Engine(load_classifier(settings.model), settings.engine_config())
+
+
+def _emit_events(engine, source, as_json: bool) -> int:
+    from .events import event_to_json
+
+    out = sys.stdout
+    count = 0
+    for event in engine.stream(source):
+        count += 1
+        if as_json:
+            out.write(event_to_json(event) + "\n")
+        else:
+            out.write(f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} {event.score:.3f}\n")
+        out.flush()
+    s = engine.stats
+    log.info(
+        "%.1f s of audio, %d hops, classifier ran on %d (%.0f%%), %d detection(s)",
+        s.audio_s, s.hops, s.classified_hops, 100.0 * s.classified_hops / max(1, s.hops), count,
+    )
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .audio import FileSource, RawStreamSource
+
+    settings = _settings_from_args(args)
+    engine = _make_engine(settings)
+    if args.input == "-":
+        source: Any = RawStreamSource(
+            rate=settings.rate, channels=settings.channels, sample_format=settings.format,
+            realtime=settings.realtime,
+        )
+    else:
+        source = FileSource(args.input, realtime=settings.realtime)
+    with engine:
+        return _emit_events(engine, source, settings.json)
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    from .audio import MicrophoneSource
+
+    settings = _settings_from_args(args)
+    engine = _make_engine(settings)
+    if args.duration_s is not None and args.duration_s <= 0:
+        raise ConfigError("--duration-s must be positive")
+    source = MicrophoneSource(device=settings.device, block_ms=settings.block_ms, duration_s=args.duration_s)
+    with engine:
+        try:
+            return _emit_events(engine, source, settings.json)
+        finally:
+            if source.overflows or source.dropped_blocks:
+                log.warning("%d input overflow(s), %d dropped block(s)", source.overflows, source.dropped_blocks)
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from .audio import list_input_devices
+
+    devices = list_input_devices()
+    if args.json:
+        for d in devices:
+            print(json.dumps({"index": d.index, "name": d.name, "channels": d.channels,
+                              "default_rate": d.default_rate, "default": d.is_default}))
+    elif not devices:
+        print("no input devices")
+    else:
+        for d in devices:
+            mark = "*" if d.is_default else " "
+            print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_rate:.0f} Hz)")
+    return 0
+
+
+def _run_external(module_name: str, command: str, argv: Sequence[str]) -> int:
+    import importlib
+
+    module = importlib.import_module(module_name)
+    parser = _Parser(prog=f"wakeword {command}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    module.add_parser(sub)
+    args = parser.parse_args([command, *argv])
+    return int(module.run(args) or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = _build_parser()
+    args, rest = parser.parse_known_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(getattr(args, "verbose", 0), 2)],
+        format="wakeword: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if sys.platform != "win32":
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `wakeword run ... | head` ends quietly
+    try:
+        external = getattr(args, "external", None)
+        if external:
+            index = argv.index(args.command)
+            return _run_external(external, args.command, argv[index + 1 :])
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        handler: Callable[[argparse.Namespace], int] = args.handler
+        return handler(args)
+    except WakewordError as e:
+        print(f"wakeword: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

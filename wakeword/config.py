@@ -1,0 +1,183 @@
+"""User settings: one flat set of keys shared by the CLI flags and the TOML config file.
+
+A TOML key is the flag's long name with ``-`` replaced by ``_``
+(``--hop-ms 80`` ↔ ``hop_ms = 80``). Precedence: built-in defaults, then the
+config file, then flags given on the command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .detector import DetectorConfig
+from .engine import EngineConfig
+from .errors import ConfigError
+from .vad import VadConfig
+
+__all__ = ["DEFAULT_MODEL", "Settings", "load_settings_file", "save_settings_file"]
+
+DEFAULT_MODEL = "tone"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every user-facing option of ``run``/``listen``; units are in the names."""
+
+    model: str = DEFAULT_MODEL
+    keywords: tuple[str, ...] | None = None
+    threshold: float = 0.5
+    thresholds: dict[str, float] = field(default_factory=dict)
+    smoothing_hops: int = 3
+    refractory_s: float = 1.0
+    hop_ms: int = 100
+    preroll_s: float = 2.0
+    vad: bool = True
+    vad_aggressiveness: int = 2
+    vad_frame_ms: int = 30
+    vad_hangover_ms: int = 300
+    # sources
+    device: str | None = None
+    block_ms: float = 50.0
+    rate: int = 16_000
+    channels: int = 1
+    format: str = "s16le"
+    realtime: bool = False
+    json: bool = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+        self.engine_config()  # validates every engine option now, not mid-stream
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            hop_ms=self.hop_ms,
+            preroll_s=self.preroll_s,
+            vad=VadConfig(
+                enabled=self.vad,
+                aggressiveness=self.vad_aggressiveness,
+                frame_ms=self.vad_frame_ms,
+                hangover_ms=self.vad_hangover_ms,
+            ),
+            detector=DetectorConfig(
+                threshold=self.threshold,
+                thresholds=dict(self.thresholds),
+                smoothing_hops=self.smoothing_hops,
+                refractory_s=self.refractory_s,
+                keywords=self.keywords,
+            ),
+        )
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any], origin: str) -> "Settings":
+        """Build settings from loose values (a TOML table or parsed flags), checking names and types."""
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"{origin}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
+            )
+        coerced = {name: _coerce(name, value, origin) for name, value in values.items()}
+        try:
+            return cls(**coerced)
+        except ConfigError as e:
+            raise ConfigError(f"{origin}: {e}") from None
+
+    def to_mapping(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.name] = list(value) if isinstance(value, tuple) else value
+        return out
+
+    def merged(self, values: dict[str, Any], origin: str) -> "Settings":
+        return Settings.from_mapping({**self.to_mapping(), **values}, origin)
+
+
+_INTS = {"smoothing_hops", "hop_ms", "vad_aggressiveness", "vad_frame_ms", "vad_hangover_ms", "rate", "channels"}
+_FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms"}
+_BOOLS = {"vad", "realtime", "json"}
+_STRS = {"model", "format"}
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: {name} must be {expected}, got {value!r}")
+
+    if name in _INTS:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise bad("an integer")
+        return value
+    if name in _FLOATS:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise bad("a number")
+        return float(value)
+    if name in _BOOLS:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if name in _STRS:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if name == "device":
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise bad("a device index or name")
+        return str(value)
+    if name == "keywords":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of keyword names")
+        return tuple(value)
+    if name == "thresholds":
+        if not isinstance(value, dict):
+            raise bad("a table of keyword = threshold")
+        out = {}
+        for k, v in value.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise ConfigError(f"{origin}: thresholds.{k} must be a number, got {v!r}")
+            out[str(k)] = float(v)
+        return out
+    raise ConfigError(f"{origin}: unknown setting {name}")  # pragma: no cover - guarded by from_mapping
+
+
+def load_settings_file(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file into a mapping (validated when merged into :class:`Settings`)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: permission denied") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML ({e})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+
+
+def save_settings_file(settings: Settings, path: str | Path, force: bool = False) -> None:
+    """Write settings as TOML; an existing file is only replaced with ``force``."""
+    import tomli_w
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise ConfigError(f"{path}: already exists; pass --force to overwrite it")
+    text = tomli_w.dumps(settings.to_mapping())
+    try:
+        path.write_text("# wakeword settings; keys match the command-line flags\n" + text)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot write config file ({e.strerror or e})") from None

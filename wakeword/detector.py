@@ -1,0 +1,100 @@
+"""Turns per-hop classifier scores into detections: smoothing, thresholds, refractory time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .errors import ConfigError
+from .events import Detection
+
+__all__ = ["Detector", "DetectorConfig"]
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """``threshold`` applies to every keyword without its own entry in ``thresholds``.
+
+    ``smoothing_hops``: scores are averaged over this many consecutive gated
+    hops. ``refractory_s``: after a keyword fires it cannot fire again for this
+    long, and not before its smoothed score has fallen below its threshold, so
+    one utterance fires once. ``keywords``: which labels may fire (default:
+    every label not starting with ``_``).
+    """
+
+    threshold: float = 0.5
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    smoothing_hops: int = 3
+    refractory_s: float = 1.0
+    keywords: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= float(self.threshold) <= 1.0:
+            raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold!r}")
+        for name, value in self.thresholds.items():
+            if not 0.0 <= float(value) <= 1.0:
+                raise ConfigError(f"threshold for {name!r} must be between 0 and 1, got {value!r}")
+        if int(self.smoothing_hops) < 1:
+            raise ConfigError(f"smoothing_hops must be >= 1, got {self.smoothing_hops!r}")
+        if self.refractory_s < 0:
+            raise ConfigError(f"refractory_s must be >= 0, got {self.refractory_s!r}")
+
+
+class Detector:
+    """Stateful detector for one stream. State: score history, re-arm flags, refractory ends."""
+
+    def __init__(self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig()) -> None:
+        self.config = config
+        keywords = config.keywords or tuple(label for label in labels if not label.startswith("_"))
+        unknown = [k for k in (*keywords, *config.thresholds) if k not in labels]
+        if unknown:
+            raise ConfigError(
+                f"unknown keyword(s) {', '.join(map(repr, unknown))}; the model knows: {', '.join(labels)}"
+            )
+        if not keywords:
+            raise ConfigError("no keyword to detect: the model has no keyword labels")
+        self.keywords = tuple(keywords)
+        self._index = np.array([labels.index(k) for k in keywords], dtype=np.intp)
+        self._thresholds = np.array(
+            [config.thresholds.get(k, config.threshold) for k in keywords], dtype=np.float32
+        )
+        self._refractory_samples = int(round(config.refractory_s * SAMPLE_RATE))
+        self._history = np.zeros((config.smoothing_hops, len(keywords)), dtype=np.float32)
+        self._smoothed = np.zeros(len(keywords), dtype=np.float32)
+        self.reset_states()
+
+    def reset_states(self) -> None:
+        self._history[:] = 0.0
+        self._filled = 0
+        self._row = 0
+        self._armed = np.ones(len(self.keywords), dtype=bool)
+        self._quiet_until = np.full(len(self.keywords), -1, dtype=np.int64)
+
+    def update(self, scores: np.ndarray, sample: int) -> list[Detection]:
+        """Feed the scores of the hop ending at ``sample``; return the detections it fires."""
+        self._history[self._row] = scores[self._index]
+        self._row = (self._row + 1) % self._history.shape[0]
+        self._filled = min(self._filled + 1, self._history.shape[0])
+        np.mean(self._history[: self._filled], axis=0, out=self._smoothed)
+        above = self._smoothed >= self._thresholds
+        fired: list[Detection] = []
+        for i in np.flatnonzero(above & self._armed & (sample >= self._quiet_until)):
+            fired.append(Detection(self.keywords[i], float(self._smoothed[i]), int(sample)))
+            self._armed[i] = False
+            self._quiet_until[i] = sample + self._refractory_samples
+        self._armed |= ~above
+        return fired
+
+    def idle(self) -> None:
+        """The gate is closed: no speech, so smoothing restarts and every keyword re-arms."""
+        self._filled = 0
+        self._row = 0
+        self._armed[:] = True
+
+    @property
+    def smoothed(self) -> np.ndarray:
+        return self._smoothed

@@ -1,0 +1,212 @@
+"""The streaming engine: hops → ring buffer → VAD gate → classifier → detector → events.
+
+The core is synchronous and push-based (``process(block) -> events``); the
+generator ``stream(source)`` and the callbacks are thin layers over it.
+Callbacks run on one named dispatcher thread, never on the audio path, and
+their exceptions are logged, not raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .audio import SAMPLE_RATE, AudioSource, Reframer
+from .buffer import RingBuffer
+from .classifier import Classifier
+from .detector import Detector, DetectorConfig
+from .errors import ConfigError, ModelError
+from .events import Detection, Event
+from .vad import VadConfig, VadGate
+
+__all__ = ["Engine", "EngineConfig", "EngineStats"]
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[Event], object]
+ANY_KEYWORD = "*"
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """``hop_ms``: how often the classifier runs while the gate is open.
+    ``preroll_s``: audio kept in the ring buffer beyond the classifier window."""
+
+    hop_ms: int = 100
+    preroll_s: float = 2.0
+    vad: VadConfig = field(default_factory=VadConfig)
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    callback_queue: int = 256
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.hop_ms <= 2000:
+            raise ConfigError(f"hop_ms must be between 10 and 2000, got {self.hop_ms!r}")
+        if self.preroll_s < 0:
+            raise ConfigError(f"preroll_s must be >= 0, got {self.preroll_s!r}")
+
+    @property
+    def hop_samples(self) -> int:
+        return SAMPLE_RATE * self.hop_ms // 1000
+
+
+@dataclass
+class EngineStats:
+    """Counters for one engine; ``samples`` is the engine's clock."""
+
+    blocks: int = 0
+    samples: int = 0
+    hops: int = 0
+    classified_hops: int = 0
+    detections: int = 0
+    callback_errors: int = 0
+    callbacks_dropped: int = 0
+
+    @property
+    def audio_s(self) -> float:
+        return self.samples / SAMPLE_RATE
+
+
+class Engine:
+    """Runs one classifier over one stream at a time. Not thread-safe: feed it from one thread."""
+
+    def __init__(self, classifier: Classifier, config: EngineConfig = EngineConfig()) -> None:
+        if classifier.sample_rate != SAMPLE_RATE:
+            raise ModelError(
+                f"the model expects {classifier.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
+            )
+        self.classifier = classifier
+        self.config = config
+        self.hop_samples = config.hop_samples
+        self.window_samples = int(classifier.window_samples)
+        capacity = self.window_samples + int(round(config.preroll_s * SAMPLE_RATE))
+        self.ring = RingBuffer(max(capacity, self.hop_samples))
+        self.reframer = Reframer(self.hop_samples)
+        self.gate = VadGate(config.vad)
+        self.detector = Detector(tuple(classifier.labels), config.detector)
+        self.stats = EngineStats()
+        self._callbacks: dict[str, list[Callback]] = {}
+        self._dispatch_queue: queue.Queue[tuple[Callback, Event] | None] | None = None
+        self._dispatcher: threading.Thread | None = None
+
+    @property
+    def keywords(self) -> tuple[str, ...]:
+        return self.detector.keywords
+
+    # --- core -----------------------------------------------------------------
+
+    def process(self, block: np.ndarray) -> list[Event]:
+        """Feed 16 kHz mono float32 samples (any length); return the events they complete."""
+        self.stats.blocks += 1
+        self.stats.samples += block.shape[0]
+        events: list[Event] = []
+        for hop in self.reframer.push(block):
+            events.extend(self._process_hop(hop))
+        if events and self._callbacks:
+            for event in events:
+                self._dispatch(event)
+        return events
+
+    def _process_hop(self, hop: np.ndarray) -> list[Detection]:
+        self.stats.hops += 1
+        self.ring.write(hop)
+        if not self.gate.update(hop):
+            self.detector.idle()
+            return []
+        self.stats.classified_hops += 1
+        scores = self.classifier.scores(self.ring.latest(self.window_samples))
+        detections = self.detector.update(scores, self.ring.total)
+        self.stats.detections += len(detections)
+        return detections
+
+    def reset(self) -> None:
+        """Start a new stream: clock, buffers, VAD and detector state back to zero."""
+        self.ring.reset()
+        self.reframer.reset()
+        self.gate.reset_states()
+        self.detector.reset_states()
+        self.stats = EngineStats()
+
+    def stream(self, source: AudioSource) -> Iterator[Event]:
+        """Run ``source`` through the engine, yielding events as they happen."""
+        try:
+            for block in source.blocks():
+                yield from self.process(block)
+        finally:
+            source.close()
+
+    def run(self, source: AudioSource) -> list[Event]:
+        """Process a whole source and return every event (for files and tests)."""
+        return list(self.stream(source))
+
+    # --- callbacks ------------------------------------------------------------
+
+    def on(self, keyword: str, fn: Callback) -> Callback:
+        """Call ``fn(event)`` for each detection of ``keyword`` (``"*"``: every keyword).
+
+        Callbacks run on the dispatcher thread, in order; an exception is
+        logged and counted, never raised into the audio path.
+        """
+        if keyword != ANY_KEYWORD and keyword not in self.detector.keywords:
+            raise ConfigError(
+                f"cannot register a callback for {keyword!r}: not a keyword of this engine "
+                f"({', '.join(self.detector.keywords)})"
+            )
+        self._callbacks.setdefault(keyword, []).append(fn)
+        self._start_dispatcher()
+        return fn
+
+    def _start_dispatcher(self) -> None:
+        if self._dispatcher is not None:
+            return
+        self._dispatch_queue = queue.Queue(maxsize=self.config.callback_queue)
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="wakeword-callbacks", daemon=True)
+        self._dispatcher.start()
+
+    def _dispatch(self, event: Event) -> None:
+        assert self._dispatch_queue is not None
+        keyword = getattr(event, "keyword", None)
+        for fn in (*self._callbacks.get(keyword or "", ()), *self._callbacks.get(ANY_KEYWORD, ())):
+            try:
+                self._dispatch_queue.put_nowait((fn, event))
+            except queue.Full:
+                self.stats.callbacks_dropped += 1
+                log.warning("callback queue full: dropped a %s event for %r", event.kind, fn)
+
+    def _dispatch_loop(self) -> None:
+        assert self._dispatch_queue is not None
+        while True:
+            item = self._dispatch_queue.get()
+            if item is None:
+                return
+            fn, event = item
+            try:
+                fn(event)
+            except Exception:
+                self.stats.callback_errors += 1
+                log.exception("callback %r failed on %r", fn, event)
+            finally:
+                self._dispatch_queue.task_done()
+
+    def wait_callbacks(self) -> None:
+        """Block until every queued callback has run."""
+        if self._dispatch_queue is not None:
+            self._dispatch_queue.join()
+
+    def close(self) -> None:
+        """Run the queued callbacks, then stop the dispatcher thread."""
+        if self._dispatcher is not None and self._dispatch_queue is not None:
+            self._dispatch_queue.put(None)
+            self._dispatcher.join()
+            self._dispatcher = None
+            self._dispatch_queue = None
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
