@@ -199,6 +199,38 @@ class ArraySource:
         pass
 
 
+def _check_wav_length(path: Path) -> None:
+    """Reject a RIFF/WAVE file whose data chunk is shorter than its header says.
+
+    libsndfile quietly shortens such a file to what is there; a cut-off
+    recording should be reported, not half-processed as if complete.
+    """
+    import struct
+
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return
+            offset = 12
+            while offset + 8 <= size:
+                f.seek(offset)
+                chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+                if chunk_id == b"data":
+                    available = size - offset - 8
+                    # 0 and 0xFFFFFFFF are placeholders written by streaming encoders
+                    if chunk_size not in (0, 0xFFFFFFFF) and chunk_size > available:
+                        raise AudioFileError(
+                            f"{path}: truncated WAV: header promises {chunk_size} bytes of audio, "
+                            f"the file holds {available}"
+                        )
+                    return
+                offset += 8 + chunk_size + (chunk_size & 1)
+    except OSError:
+        return  # soundfile reports unreadable files with a better message
+
+
 def _open_sound_file(path: Path):
     import soundfile as sf
 
@@ -206,6 +238,7 @@ def _open_sound_file(path: Path):
         raise AudioFileError(f"{path}: no such file")
     if path.is_dir():
         raise AudioFileError(f"{path}: is a directory, not an audio file")
+    _check_wav_length(path)
     try:
         f = sf.SoundFile(str(path))
     except sf.LibsndfileError as e:
@@ -461,14 +494,24 @@ class MicrophoneSource:
             rate = self._rate or SAMPLE_RATE
             factory, device, errors = self._stream_factory, self.device_spec, (Exception,)
         blocksize = max(1, int(round(rate * self.block_ms / 1000)))
+        # int16, not float32: devices that pass the requested format through
+        # unconverted (ALSA's file/null plugins) then deliver 16-bit PCM, which
+        # every capture device supports; the Conditioner scales it once.
         try:
             stream = factory(
-                device=device, samplerate=rate, channels=1, dtype="float32",
+                device=device, samplerate=rate, channels=1, dtype="int16",
                 blocksize=blocksize, callback=self._callback,
             )
-            stream.start()
         except errors as e:
             raise DeviceError(f"{self.name}: cannot open input stream: {e}") from e
+        try:
+            stream.start()
+        except errors as e:
+            try:
+                stream.close()
+            except Exception as close_error:  # the start failure is the error worth reporting
+                log.debug("%s: error while closing: %s", self.name, close_error)
+            raise DeviceError(f"{self.name}: cannot start input stream: {e}") from e
         return stream, rate
 
     def blocks(self) -> Iterator[np.ndarray]:

@@ -30,7 +30,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but usage errors are one line like every other error."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(2, f"wakeword: error: {message} (see `{self.prog} --help`)\n")
 
 
 def _keyword_thresholds(text: str) -> dict[str, float]:

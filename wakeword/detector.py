@@ -19,8 +19,8 @@ SAMPLE_RATE = 16_000
 class DetectorConfig:
     """``threshold`` applies to every keyword without its own entry in ``thresholds``.
 
-    ``smoothing_hops``: scores are averaged over this many consecutive gated
-    hops. ``refractory_s``: after a keyword fires it cannot fire again for this
+    ``smoothing_hops``: scores are averaged over the last this-many hops, a
+    closed gate counting as zero, so a single-hop spike cannot fire alone. ``refractory_s``: after a keyword fires it cannot fire again for this
     long, and not before its smoothed score has fallen below its threshold, so
     one utterance fires once. ``keywords``: which labels may fire (default:
     every label not starting with ``_``).
@@ -69,7 +69,7 @@ class Detector:
 
     def reset_states(self) -> None:
         self._history[:] = 0.0
-        self._filled = 0
+        self._smoothed[:] = 0.0
         self._row = 0
         self._armed = np.ones(len(self.keywords), dtype=bool)
         self._quiet_until = np.full(len(self.keywords), -1, dtype=np.int64)
@@ -78,8 +78,7 @@ class Detector:
         """Feed the scores of the hop ending at ``sample``; return the detections it fires."""
         self._history[self._row] = scores[self._index]
         self._row = (self._row + 1) % self._history.shape[0]
-        self._filled = min(self._filled + 1, self._history.shape[0])
-        np.mean(self._history[: self._filled], axis=0, out=self._smoothed)
+        np.mean(self._history, axis=0, out=self._smoothed)
         above = self._smoothed >= self._thresholds
         fired: list[Detection] = []
         for i in np.flatnonzero(above & self._armed & (sample >= self._quiet_until)):
@@ -90,9 +89,9 @@ class Detector:
         return fired
 
     def idle(self) -> None:
-        """The gate is closed: no speech, so smoothing restarts and every keyword re-arms."""
-        self._filled = 0
-        self._row = 0
+        """The gate is closed: no speech, so the history empties and every keyword re-arms."""
+        self._history[:] = 0.0
+        self._smoothed[:] = 0.0
         self._armed[:] = True
 
     @property

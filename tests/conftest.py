@@ -1,0 +1,39 @@
+"""Shared test fixtures: synthetic streams whose keywords the ToneClassifier knows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+SR = 16_000
+
+# (frequency Hz, start s, duration s), at least one 1 s window apart: marvin=440, sheila=660, go=880 for ToneClassifier()
+BURSTS = [(440.0, 1.0, 0.8), (660.0, 3.2, 0.7), (440.0, 5.5, 1.0), (880.0, 8.0, 0.6), (440.0, 10.2, 0.5)]
+STREAM_S = 12.0
+
+
+def tone_stream(bursts=BURSTS, duration_s=STREAM_S, noise=0.002, seed=0) -> np.ndarray:
+    """Low noise with sine bursts (10 ms fades) at the given times: a labelled test stream."""
+    rng = np.random.default_rng(seed)
+    n = int(duration_s * SR)
+    x = (noise * rng.standard_normal(n)).astype(np.float32)
+    for freq, start, dur in bursts:
+        i0, m = int(start * SR), int(dur * SR)
+        t = np.arange(m) / SR
+        env = np.minimum(1.0, np.minimum(t, dur - t) / 0.01)
+        x[i0 : i0 + m] += (0.3 * env * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+    return x
+
+
+@pytest.fixture(scope="session")
+def stream() -> np.ndarray:
+    return tone_stream()
+
+
+@pytest.fixture(scope="session")
+def stream_wav(tmp_path_factory, stream) -> str:
+    import soundfile as sf
+
+    path = tmp_path_factory.mktemp("audio") / "stream16k.wav"
+    sf.write(path, stream, SR, subtype="PCM_16")
+    return str(path)

@@ -1,0 +1,205 @@
+"""End-to-end behaviour of the streaming engine on labelled synthetic streams."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from conftest import BURSTS, SR, tone_stream
+from wakeword import (
+    ArraySource,
+    ConfigError,
+    Detection,
+    DetectorConfig,
+    Engine,
+    EngineConfig,
+    FileSource,
+    ModelError,
+    ToneClassifier,
+    VadConfig,
+)
+
+KEYWORD_OF = {440.0: "marvin", 660.0: "sheila", 880.0: "go"}
+
+
+def events_for(audio, block_size, config=EngineConfig(), rate=SR):
+    engine = Engine(ToneClassifier(), config)
+    return engine.run(ArraySource(audio, rate, block_size=block_size)), engine
+
+
+def test_each_burst_fires_its_keyword_once_shortly_after_onset(stream):
+    events, engine = events_for(stream, 1600)
+    assert [e.keyword for e in events] == [KEYWORD_OF[f] for f, _, _ in BURSTS]
+    for event, (_, start, dur) in zip(events, BURSTS):
+        assert start < event.time_s <= start + min(dur, 0.4)
+        assert event.score >= 0.5
+    # the gate kept the classifier off most of the time (silence between bursts)
+    assert engine.stats.classified_hops < 0.6 * engine.stats.hops
+
+
+@pytest.mark.parametrize("block_size", [160, 512, 1280, 1600, 4096, "random"])
+def test_events_do_not_depend_on_block_size(stream, block_size):
+    reference, _ = events_for(stream, 1600)
+    if block_size == "random":
+        rng = np.random.default_rng(42)
+        sizes = rng.integers(1, 5000, size=10_000)
+        block_size = lambda k: int(sizes[k])  # noqa: E731
+    events, _ = events_for(stream, block_size)
+    assert events == reference  # keyword, score and sample, exactly
+
+
+def test_48k_stereo_copy_gives_the_same_detections(tmp_path, stream):
+    mono16 = tmp_path / "mono16.wav"
+    stereo48 = tmp_path / "stereo48.wav"
+    sf.write(mono16, stream, SR, subtype="PCM_16")
+    up = soxr.resample(stream, SR, 48_000)
+    sf.write(stereo48, np.stack([up, up * 0.9], axis=1), 48_000, subtype="PCM_16")
+    a = Engine(ToneClassifier()).run(FileSource(mono16))
+    b = Engine(ToneClassifier()).run(FileSource(stereo48))
+    assert [e.keyword for e in b] == [e.keyword for e in a]
+    assert [e.sample for e in b] == [e.sample for e in a]  # same hop: the resampler keeps time
+    assert np.allclose([e.score for e in b], [e.score for e in a], atol=0.02)
+
+
+def test_time_comes_from_the_sample_counter_not_the_clock(stream):
+    events, _ = events_for(stream, 1600)
+    assert all(e.sample % 1600 == 0 for e in events)
+    assert events[0].time_s == events[0].sample / SR
+
+
+def test_refractory_time_makes_one_long_utterance_fire_once():
+    long_tone = tone_stream([(440.0, 0.5, 4.0)], duration_s=5.0)
+    events, _ = events_for(long_tone, 1600, EngineConfig(detector=DetectorConfig(refractory_s=1.0)))
+    assert [e.keyword for e in events] == ["marvin"]
+
+
+def test_two_utterances_closer_than_refractory_fire_once():
+    close = tone_stream([(440.0, 0.5, 0.4), (440.0, 2.2, 0.4)], duration_s=4.0)
+    once, _ = events_for(close, 1600, EngineConfig(detector=DetectorConfig(refractory_s=3.0)))
+    twice, _ = events_for(close, 1600, EngineConfig(detector=DetectorConfig(refractory_s=0.2)))
+    assert len(once) == 1 and len(twice) == 2
+    assert 2.2 < twice[1].time_s < 2.6
+
+
+def test_per_keyword_thresholds_decide_between_equal_scores():
+    both = tone_stream([(440.0, 0.5, 1.0), (660.0, 0.5, 1.0)], duration_s=2.5)  # each scores ~0.5
+
+    def fired(thresholds):
+        # gate off: webrtcvad adapts to a steady two-tone chord and would close on it
+        config = EngineConfig(vad=VadConfig(enabled=False), detector=DetectorConfig(thresholds=thresholds))
+        events, _ = events_for(both, 1600, config)
+        return [e.keyword for e in events]
+
+    assert fired({"marvin": 0.4, "sheila": 0.6}) == ["marvin"]
+    assert fired({"marvin": 0.6, "sheila": 0.4}) == ["sheila"]
+
+
+def test_keyword_selection(stream):
+    only, _ = events_for(stream, 1600, EngineConfig(detector=DetectorConfig(keywords=("sheila",))))
+    assert [e.keyword for e in only] == ["sheila"]
+
+
+def test_smoothing_delays_detection_by_whole_hops(stream):
+    fast, _ = events_for(stream, 1600, EngineConfig(detector=DetectorConfig(smoothing_hops=1)))
+    slow, _ = events_for(stream, 1600, EngineConfig(detector=DetectorConfig(smoothing_hops=5)))
+    assert [e.keyword for e in fast] == [e.keyword for e in slow]
+    assert all(s.sample >= f.sample for f, s in zip(fast, slow))
+    assert any(s.sample > f.sample for f, s in zip(fast, slow))
+
+
+def test_vad_gate_closed_on_silence_costs_no_classification():
+    class Counting(ToneClassifier):
+        calls = 0
+
+        def scores(self, window):
+            Counting.calls += 1
+            return super().scores(window)
+
+    silence = np.zeros(10 * SR, dtype=np.float32)
+    engine = Engine(Counting())
+    assert engine.run(ArraySource(silence)) == []
+    assert engine.stats.hops == 100
+    assert Counting.calls == engine.stats.classified_hops <= 2  # webrtcvad's first frames only
+    ungated = Engine(ToneClassifier(), EngineConfig(vad=VadConfig(enabled=False)))
+    ungated.run(ArraySource(silence))
+    assert ungated.stats.classified_hops == 100
+
+
+def test_vad_gate_opens_on_real_speech():
+    from pathlib import Path
+
+    clip = Path("/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0870.wav")
+    if not clip.exists():
+        pytest.skip("Debian package pocketsphinx-testdata is not installed")
+    speech, rate = sf.read(clip, dtype="float32")
+    padded = np.concatenate([np.zeros(3 * rate, np.float32), speech, np.zeros(3 * rate, np.float32)])
+    engine = Engine(ToneClassifier())
+    engine.run(ArraySource(padded, rate))
+    speech_hops = len(speech) // 1600
+    assert 0.7 * speech_hops <= engine.stats.classified_hops <= speech_hops + 10
+
+
+def test_callbacks_run_off_the_audio_thread_and_errors_are_not_fatal(stream, caplog):
+    seen: list[tuple[str, str]] = []
+
+    def record(event: Detection) -> None:
+        seen.append((event.keyword, threading.current_thread().name))
+
+    def broken(event: Detection) -> None:
+        raise RuntimeError("boom")
+
+    with Engine(ToneClassifier()) as engine:
+        engine.on("marvin", broken)
+        engine.on("marvin", record)
+        engine.on("*", lambda e: seen.append(("any:" + e.keyword, threading.current_thread().name)))
+        events = engine.run(ArraySource(stream))
+        engine.wait_callbacks()
+    assert [k for k, _ in seen if not k.startswith("any:")] == ["marvin"] * 3
+    assert len([k for k, _ in seen if k.startswith("any:")]) == len(events)
+    assert {name for _, name in seen} == {"wakeword-callbacks"}
+    assert engine.stats.callback_errors == 3
+    assert "boom" in caplog.text
+
+
+def test_a_slow_callback_does_not_slow_detection(stream):
+    release = threading.Event()
+    with Engine(ToneClassifier()) as engine:
+        engine.on("*", lambda e: release.wait(5))
+        t0 = time.perf_counter()
+        events = engine.run(ArraySource(stream))
+        elapsed = time.perf_counter() - t0
+        release.set()
+    assert len(events) == len(BURSTS)
+    assert elapsed < 4.0  # the callback would block 5 s per event if it ran inline
+
+
+def test_callback_for_an_unknown_keyword_is_refused():
+    with pytest.raises(ConfigError, match="not a keyword"):
+        Engine(ToneClassifier()).on("alexa", print)
+
+
+def test_unknown_keyword_in_config_lists_the_models_labels():
+    with pytest.raises(ConfigError, match="the model knows: marvin, sheila, go"):
+        Engine(ToneClassifier(), EngineConfig(detector=DetectorConfig(keywords=("alexa",))))
+
+
+def test_model_with_another_sample_rate_is_refused():
+    class Telephone(ToneClassifier):
+        @property
+        def sample_rate(self):
+            return 8000
+
+    with pytest.raises(ModelError, match="8000 Hz"):
+        Engine(Telephone())
+
+
+def test_reset_starts_a_new_stream(stream):
+    engine = Engine(ToneClassifier())
+    first = engine.run(ArraySource(stream))
+    engine.reset()
+    assert engine.run(ArraySource(stream)) == first
