@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up wakeword on a fresh Debian/Ubuntu machine: system libraries, then a virtualenv in .venv.
+#   bash scripts/install.sh          runtime only (torch-free)
+#   bash scripts/install.sh dev      + export extra (torch CPU, transformers, optimum) and test tools
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+# libportaudio2: microphone input (sounddevice); espeak-ng + sox: data and test tools;
+# pocketsphinx-testdata: real recorded speech used by the tests and the evaluations.
+packages="libportaudio2 espeak-ng sox pocketsphinx-testdata"
+missing=""
+for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+if [ "$extras" = "dev" ]; then
+    # torch first and pinned: the CPU build; an unpinned torch pulls a multi-GB CUDA build
+    .venv/bin/pip install -q "torch==2.13.0"
+    .venv/bin/pip install -q -e ".[export,dev]"
+else
+    .venv/bin/pip install -q -e .
+fi
