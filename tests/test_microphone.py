@@ -337,7 +337,9 @@ def reference_events(filemic) -> list[tuple[str, float]]:
 @pytest.mark.parametrize("duration_s", [FILE_S, FILE_S + 2.0], ids=["whole-file", "past-end-of-file"])
 def test_listen_on_the_virtual_microphone_detects_the_burst_on_time(filemic, duration_s):
     started = time.monotonic()
-    proc = wakeword(filemic["home"], "listen", "--device", "filemic", "--duration-s", str(duration_s), "--json")
+    proc = wakeword(
+        filemic["home"], "listen", "--device", "filemic", "--duration-s", str(duration_s), "--json", "--model", "tone"
+    )
     wall_s = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr.decode()
     assert "Traceback" not in proc.stderr.decode()
@@ -352,7 +354,7 @@ def test_listen_on_the_virtual_microphone_detects_the_burst_on_time(filemic, dur
 
 @requires_portaudio
 def test_listen_on_an_unknown_device_is_a_one_line_error(filemic):
-    proc = wakeword(filemic["home"], "listen", "--device", "nosuchmic", "--duration-s", "1")
+    proc = wakeword(filemic["home"], "listen", "--device", "nosuchmic", "--duration-s", "1", "--model", "tone")
     lines = stderr_lines(proc)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr.decode()

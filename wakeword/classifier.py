@@ -144,20 +144,46 @@ def _tone_factory(spec: str) -> Classifier:
 register_classifier("tone", _tone_factory)
 
 
-def load_classifier(model: str) -> Classifier:
-    """Build a classifier from ``--model``: ``NAME[:SPEC]`` for a registered backend, or a directory."""
+def load_classifier(model: str = "default", threads: int | None = None) -> Classifier:
+    """Build a classifier from ``--model``: ``default`` (the shipped keyword model),
+    ``NAME[:SPEC]`` for a registered backend, or a model directory."""
+    if model == "default":
+        from .models import default_model_dir
+
+        path = default_model_dir()
+        if not (path / "manifest.json").exists():
+            raise ModelError(f"the default model is missing from {path}; reinstall wakeword or pass --model")
+        return _load_directory(path, threads)
     name, _, spec = model.partition(":")
     if name in CLASSIFIERS:
         return CLASSIFIERS[name](spec)
     path = Path(model)
     if path.is_dir():
-        if "onnx" not in CLASSIFIERS:
-            _import_onnx_backend()
-        return CLASSIFIERS["onnx"](str(path))
+        return _load_directory(path, threads)
     if path.exists():
         raise ModelError(f"model {model!r} is not a directory; expected a model directory with a manifest.json")
     valid = ", ".join(sorted(CLASSIFIERS))
     raise ModelError(f"unknown model {model!r}: not a directory and not one of the built-in backends ({valid})")
+
+
+def _load_directory(path: Path, threads: int | None) -> Classifier:
+    """Dispatch on the manifest's architecture: our speech-embedding heads, else exported HF models."""
+    import json
+
+    manifest = path / "manifest.json"
+    try:
+        architecture = json.loads(manifest.read_text()).get("architecture")
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no manifest.json; not a wakeword model directory") from None
+    except (ValueError, UnicodeDecodeError, AttributeError) as e:
+        raise ModelError(f"{manifest}: not a valid manifest ({e})") from None
+    from .speech_embedding import ARCHITECTURE, SpeechEmbeddingClassifier
+
+    if architecture == ARCHITECTURE:
+        return SpeechEmbeddingClassifier(path, threads=threads)
+    if "onnx" not in CLASSIFIERS:
+        _import_onnx_backend()
+    return CLASSIFIERS["onnx"](str(path))
 
 
 def _import_onnx_backend() -> None:

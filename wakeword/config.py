@@ -21,7 +21,7 @@ from .vad import VadConfig
 
 __all__ = ["DEFAULT_MODEL", "Settings", "load_settings_file", "save_settings_file"]
 
-DEFAULT_MODEL = "tone"
+DEFAULT_MODEL = "default"
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Settings:
     thresholds: dict[str, float] = field(default_factory=dict)
     smoothing_hops: int = 3
     refractory_s: float = 1.0
-    hop_ms: int = 100
+    hop_ms: int | None = None
     preroll_s: float = 2.0
     vad: bool = True
     vad_aggressiveness: int = 2

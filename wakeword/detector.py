@@ -23,7 +23,7 @@ class DetectorConfig:
     closed gate counting as zero, so a single-hop spike cannot fire alone. ``refractory_s``: after a keyword fires it cannot fire again for this
     long, and not before its smoothed score has fallen below its threshold, so
     one utterance fires once. ``keywords``: which labels may fire (default:
-    every label not starting with ``_``).
+    the model's wake words, else every label not starting with ``_``).
     """
 
     threshold: float = 0.5
@@ -47,9 +47,12 @@ class DetectorConfig:
 class Detector:
     """Stateful detector for one stream. State: score history, re-arm flags, refractory ends."""
 
-    def __init__(self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig()) -> None:
+    def __init__(
+        self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig(), default_keywords: tuple[str, ...] = ()
+    ) -> None:
+        """``default_keywords``: the model's wake words, used when the config names none."""
         self.config = config
-        keywords = config.keywords or tuple(label for label in labels if not label.startswith("_"))
+        keywords = config.keywords or default_keywords or tuple(l for l in labels if not l.startswith("_"))
         unknown = [k for k in (*keywords, *config.thresholds) if k not in labels]
         if unknown:
             raise ConfigError(

@@ -34,24 +34,25 @@ ANY_KEYWORD = "*"
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """``hop_ms``: how often the classifier runs while the gate is open.
-    ``preroll_s``: audio kept in the ring buffer beyond the classifier window."""
+    """``hop_ms``: how often the classifier runs while the gate is open (None:
+    the model's preferred hop, else 100 ms). ``preroll_s``: audio kept in the
+    ring buffer beyond the classifier window."""
 
-    hop_ms: int = 100
+    hop_ms: int | None = None
     preroll_s: float = 2.0
     vad: VadConfig = field(default_factory=VadConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     callback_queue: int = 256
 
     def __post_init__(self) -> None:
-        if not 10 <= self.hop_ms <= 2000:
+        if self.hop_ms is not None and not 10 <= self.hop_ms <= 2000:
             raise ConfigError(f"hop_ms must be between 10 and 2000, got {self.hop_ms!r}")
         if self.preroll_s < 0:
             raise ConfigError(f"preroll_s must be >= 0, got {self.preroll_s!r}")
 
-    @property
-    def hop_samples(self) -> int:
-        return SAMPLE_RATE * self.hop_ms // 1000
+
+
+DEFAULT_HOP_MS = 100
 
 
 @dataclass
@@ -81,13 +82,16 @@ class Engine:
             )
         self.classifier = classifier
         self.config = config
-        self.hop_samples = config.hop_samples
+        hop_ms = config.hop_ms or int(getattr(classifier, "preferred_hop_ms", DEFAULT_HOP_MS))
+        self.hop_samples = SAMPLE_RATE * hop_ms // 1000
         self.window_samples = int(classifier.window_samples)
         capacity = self.window_samples + int(round(config.preroll_s * SAMPLE_RATE))
         self.ring = RingBuffer(max(capacity, self.hop_samples))
         self.reframer = Reframer(self.hop_samples)
         self.gate = VadGate(config.vad)
-        self.detector = Detector(tuple(classifier.labels), config.detector)
+        self.detector = Detector(
+            tuple(classifier.labels), config.detector, default_keywords=tuple(getattr(classifier, "keywords", ()) or ())
+        )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}
         self._dispatch_queue: queue.Queue[tuple[Callback, Event] | None] | None = None
