@@ -430,9 +430,9 @@ def export(
     stages(f"loading {model} with transformers")
     stack = _import_export_stack()
     torch, transformers = stack["torch"], stack["transformers"]
-    config, extractor, hf_model = _load_checkpoint(transformers, source, is_local)
+    with _transformers_errors_only(transformers):
+        config, extractor, hf_model = _load_checkpoint(transformers, source, is_local)
     arch = _check_model_type(config.model_type, model)
-    _check_head(config, model)
     features = _feature_options(arch, extractor, config, model)
     if features.sample_rate != ENGINE_SAMPLE_RATE:
         raise ModelError(
@@ -446,8 +446,8 @@ def export(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
     try:
-        with _quiet_export_chatter():
-            stages(f"exporting to ONNX with optimum ({n_params / 1e6:.1f}M parameters)")
+        with _quiet_export_chatter(), _transformers_errors_only(transformers):
+            stages(f"exporting to ONNX with optimum ({n_params:,} parameters)")
             stack["onnx_export_from_model"](
                 hf_model, staging / "optimum", task=TASK, opset=options.opset, do_validation=False,
                 preprocessors=[extractor],
@@ -491,22 +491,25 @@ def export(
     return ExportResult(out_dir=out, manifest=manifest, parity=parity, files=sizes)
 
 
-def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
+@contextlib.contextmanager
+def _transformers_errors_only(transformers: Any) -> Iterator[None]:
+    """Silence transformers' "slow processor"-style hints: not actionable for an export."""
     verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # "slow processor" and similar hints, not actionable here
+    transformers.logging.set_verbosity_error()
     try:
-        return _load_checkpoint_quietly(transformers, source, is_local)
+        yield
     finally:
         transformers.logging.set_verbosity(verbosity)
 
 
-def _load_checkpoint_quietly(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
+def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
     where = source if is_local else f"{source} (not a local directory; tried the Hugging Face Hub)"
     try:
         config = transformers.AutoConfig.from_pretrained(source)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"could not load the config of {where}: {_one_line(e)}") from e
     _check_model_type(getattr(config, "model_type", None), source)
+    _check_head(config, source)
     try:
         extractor = transformers.AutoFeatureExtractor.from_pretrained(source)
     except (OSError, ValueError, KeyError) as e:

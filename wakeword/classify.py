@@ -1,0 +1,131 @@
+"""``wakeword classify FILE...``: whole clips through an exported model, JSON out.
+
+One file prints the transformers pipeline's shape,
+``[{"score": 0.99, "label": "backward"}, ...]``; several files or a directory
+print one JSON line per file, ``{"file": "...", "predictions": [...]}``, with
+the model loaded once. Files may have any rate and channel count (soundfile
+reads them, soxr resamples). A file that cannot be read is reported on stderr
+and the others are still classified; the exit code is then non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from .errors import AudioError, AudioFileError, ConfigError, ModelError
+
+__all__ = ["DEFAULT_MODEL_DIR", "add_parser", "audio_files", "read_clip", "run"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_DIR = "models/ast-speech-commands"
+_EXTRA_EXTENSIONS = {"aif", "oga", "opus"}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """``wakeword classify``: light to build, nothing heavy is imported here."""
+    p = subparsers.add_parser(
+        "classify",
+        help="classify whole clips with a model",
+        description="Classify audio files (WAV, FLAC, OGG..., any rate and channel count) with an exported "
+        "model directory. One file prints a JSON list of {score, label}; several files or a directory print "
+        "one JSON line per file.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files or directories of audio files")
+    p.add_argument("--model", "-m", default=DEFAULT_MODEL_DIR,
+                   help=f"model directory written by `wakeword export` ({DEFAULT_MODEL_DIR})")
+    p.add_argument("--precision", choices=("int8", "fp32"), default=None,
+                   help="which model file to run (default: int8 when the directory has it)")
+    p.add_argument("--top-k", type=_positive_int, default=5, help="labels per file (5)")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="ONNX Runtime threads (default: min(2, cores))")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
+    return p
+
+
+def _audio_extensions() -> set[str]:
+    import soundfile as sf
+
+    return {name.lower() for name in sf.available_formats()} | _EXTRA_EXTENSIONS
+
+
+def audio_files(inputs: list[str]) -> Iterator[Path]:
+    """Each input as given; a directory expands to its audio files (by extension, sorted, not recursive)."""
+    extensions: set[str] | None = None
+    for name in inputs:
+        path = Path(name)
+        if not path.is_dir():
+            yield path
+            continue
+        if extensions is None:
+            extensions = _audio_extensions()
+        found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix[1:].lower() in extensions)
+        if not found:
+            raise AudioFileError(f"{path}: no audio files in this directory")
+        yield from found
+
+
+def read_clip(path: str | Path) -> Any:
+    """A whole file as 16 kHz mono float32, converted by the engine's own file source."""
+    import numpy as np
+
+    from .audio import FileSource
+
+    source = FileSource(path)
+    blocks = list(source.blocks())
+    if not blocks:
+        raise AudioFileError(f"{path}: no audio after conversion to 16 kHz")
+    return np.concatenate(blocks)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``wakeword classify``; returns the exit code."""
+    if getattr(args, "verbose", 0):
+        logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
+    if args.top_k < 1:
+        raise ConfigError(f"--top-k must be positive, got {args.top_k}")
+    if args.threads is not None and args.threads < 1:
+        raise ConfigError(f"--threads must be positive, got {args.threads}")
+    model_dir = Path(args.model)
+    if args.model == DEFAULT_MODEL_DIR and not model_dir.exists():
+        raise ModelError(
+            f"{model_dir}: no such model directory; create it with "
+            f"`wakeword export MIT/ast-finetuned-speech-commands-v2 --out {DEFAULT_MODEL_DIR}` or pass --model DIR"
+        )
+    from .onnx_classifier import OnnxClassifier, top_predictions
+
+    classifier = OnnxClassifier(model_dir, precision=args.precision, threads=args.threads)
+    single = len(args.files) == 1 and not Path(args.files[0]).is_dir()
+    if single:
+        clip = read_clip(args.files[0])
+        print(json.dumps(top_predictions(classifier.clip_scores(clip), classifier.labels, args.top_k)))
+        return 0
+    failures = 0
+    for path in audio_files(args.files):
+        try:
+            clip = read_clip(path)
+        except AudioError as e:
+            failures += 1
+            print(f"wakeword: error: {e}", file=sys.stderr)
+            continue
+        predictions = top_predictions(classifier.clip_scores(clip), classifier.labels, args.top_k)
+        print(json.dumps({"file": str(path), "predictions": predictions}), flush=True)
+    if failures:
+        log.warning("%d file(s) could not be classified", failures)
+        return AudioFileError.exit_code
+    return 0
