@@ -46,36 +46,75 @@ def build_checkpoint(kind: str, out: Path, seed: int = 0, **overrides) -> Path:
     torch.manual_seed(seed)
     if kind == "ast":  # tiny AST with the Speech Commands label set and normalisation
         config = tf.ASTConfig(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            num_mel_bins=64, max_length=100, **_labels(SPEECH_COMMANDS_V2), **overrides,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            num_mel_bins=64,
+            max_length=100,
+            **_labels(SPEECH_COMMANDS_V2),
+            **overrides,
         )
         extractor = tf.ASTFeatureExtractor(
-            num_mel_bins=64, max_length=100, mean=SPEECH_COMMANDS_MEAN, std=SPEECH_COMMANDS_STD,
+            num_mel_bins=64,
+            max_length=100,
+            mean=SPEECH_COMMANDS_MEAN,
+            std=SPEECH_COMMANDS_STD,
         )
         model = tf.ASTForAudioClassification(config)
     elif kind == "ast-full":  # MIT/ast-finetuned-speech-commands-v2's geometry, random weights
         config = tf.ASTConfig(
-            hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-            num_mel_bins=128, max_length=128, **_labels(SPEECH_COMMANDS_V2), **overrides,
+            hidden_size=768,
+            num_hidden_layers=12,
+            num_attention_heads=12,
+            intermediate_size=3072,
+            num_mel_bins=128,
+            max_length=128,
+            **_labels(SPEECH_COMMANDS_V2),
+            **overrides,
         )
         extractor = tf.ASTFeatureExtractor(
-            num_mel_bins=128, max_length=128, mean=SPEECH_COMMANDS_MEAN, std=SPEECH_COMMANDS_STD,
+            num_mel_bins=128,
+            max_length=128,
+            mean=SPEECH_COMMANDS_MEAN,
+            std=SPEECH_COMMANDS_STD,
         )
         model = tf.ASTForAudioClassification(config)
     elif kind == "wav2vec2":  # XLS-R layout (layer-norm conv stack, stable layer norm), MINDS-14 intents
         config = tf.Wav2Vec2Config(
-            hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-            conv_dim=(32, 32, 32), conv_kernel=(10, 3, 3), conv_stride=(5, 2, 2), conv_bias=True,
-            feat_extract_norm="layer", do_stable_layer_norm=True, num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2, classifier_proj_size=16, **_labels(MINDS14_INTENTS), **overrides,
+            hidden_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            intermediate_size=64,
+            conv_dim=(32, 32, 32),
+            conv_kernel=(10, 3, 3),
+            conv_stride=(5, 2, 2),
+            conv_bias=True,
+            feat_extract_norm="layer",
+            do_stable_layer_norm=True,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            classifier_proj_size=16,
+            **_labels(MINDS14_INTENTS),
+            **overrides,
         )
         extractor = tf.Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=True)
         model = tf.Wav2Vec2ForSequenceClassification(config)
     elif kind == "whisper":  # Whisper encoder + classification head, as the FLEURS lang-id checkpoint
         config = tf.WhisperConfig(
-            d_model=32, encoder_layers=2, decoder_layers=1, encoder_attention_heads=2, decoder_attention_heads=2,
-            encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80, vocab_size=64, max_target_positions=16,
-            classifier_proj_size=16, **_labels(FLEURS_LANGUAGES), **overrides,
+            d_model=32,
+            encoder_layers=2,
+            decoder_layers=1,
+            encoder_attention_heads=2,
+            decoder_attention_heads=2,
+            encoder_ffn_dim=64,
+            decoder_ffn_dim=64,
+            num_mel_bins=80,
+            vocab_size=64,
+            max_target_positions=16,
+            classifier_proj_size=16,
+            **_labels(FLEURS_LANGUAGES),
+            **overrides,
         )
         extractor = tf.WhisperFeatureExtractor(feature_size=80)
         model = tf.WhisperForAudioClassification(config)

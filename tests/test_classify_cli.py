@@ -9,16 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest_export import exported, session_root
+
+from wakeword.cli import main
+from wakeword.onnx_classifier import OnnxClassifier
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("optimum.exporters.onnx")
 sf = pytest.importorskip("soundfile")
-
-from conftest_export import exported, session_root  # noqa: E402
-
-from wakeword.cli import main  # noqa: E402
-from wakeword.onnx_classifier import OnnxClassifier  # noqa: E402
 
 pytestmark = pytest.mark.export
 LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))
@@ -36,7 +35,9 @@ def clips(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("clips")
     rng = np.random.default_rng(3)
-    speech = sf.read(LIBRIVOX[0], dtype="float32")[0][:24_000] if LIBRIVOX else 0.2 * rng.standard_normal(24_000)
+    speech = (
+        sf.read(LIBRIVOX[0], dtype="float32")[0][:24_000] if LIBRIVOX else 0.2 * rng.standard_normal(24_000)
+    )
     speech = speech.astype(np.float32)
     sf.write(folder / "a_mono16k.wav", speech, 16_000, subtype="PCM_16")
     stereo = np.repeat(soxr.resample(speech, 16_000, 44_100)[:, None], 2, axis=1)
@@ -63,7 +64,9 @@ def test_one_file_prints_the_pipeline_shape(model_dir, clips, capsys):
 
 
 def test_directory_prints_one_json_line_per_audio_file(model_dir, clips, capsys):
-    code, out, err = _run(capsys, str(clips), "--model", str(model_dir), "--top-k", "2", "--precision", "fp32")
+    code, out, err = _run(
+        capsys, str(clips), "--model", str(model_dir), "--top-k", "2", "--precision", "fp32"
+    )
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [Path(line["file"]).name for line in lines] == ["a_mono16k.wav", "b_stereo44k.wav", "c_8k.flac"]
@@ -76,11 +79,19 @@ def test_directory_prints_one_json_line_per_audio_file(model_dir, clips, capsys)
 
 def test_several_files_keep_going_past_a_bad_one(model_dir, clips, capsys):
     code, out, err = _run(
-        capsys, str(clips / "a_mono16k.wav"), str(clips / "missing.wav"), str(clips / "notes.txt"),
-        str(clips / "c_8k.flac"), "--model", str(model_dir),
+        capsys,
+        str(clips / "a_mono16k.wav"),
+        str(clips / "missing.wav"),
+        str(clips / "notes.txt"),
+        str(clips / "c_8k.flac"),
+        "--model",
+        str(model_dir),
     )
     assert code == 1
-    assert [Path(json.loads(line)["file"]).name for line in out.splitlines()] == ["a_mono16k.wav", "c_8k.flac"]
+    assert [Path(json.loads(line)["file"]).name for line in out.splitlines()] == [
+        "a_mono16k.wav",
+        "c_8k.flac",
+    ]
     assert "missing.wav: no such file" in err and "notes.txt: not a readable audio file" in err
     assert "Traceback" not in err
 
@@ -98,7 +109,11 @@ def test_top_k_larger_than_the_label_set(model_dir, clips, capsys):
         (["{clips}/notes.txt", "--model", "{model}"], 1, "not a readable audio file"),
         (["{tmp}/empty", "--model", "{model}"], 1, "no audio files in this directory"),
         (["{clips}/a_mono16k.wav", "--model", "{model}", "--top-k", "0"], 2, "expected a positive integer"),
-        (["{clips}/a_mono16k.wav", "--model", "{model}", "--threads", "-1"], 2, "expected a positive integer"),
+        (
+            ["{clips}/a_mono16k.wav", "--model", "{model}", "--threads", "-1"],
+            2,
+            "expected a positive integer",
+        ),
         (["{clips}/a_mono16k.wav", "--model", "{model}", "--precision", "fp16"], 2, "invalid choice"),
     ],
 )
@@ -132,18 +147,21 @@ def test_python_dash_m_in_a_fresh_process_without_torch(model_dir, clips):
     code = (
         "import sys\n"
         "from wakeword.cli import main\n"
-        f"rc = main(['classify', {str(clips / 'b_stereo44k.wav')!r}, '--model', {str(model_dir)!r}, '--top-k', '1'])\n"
+        f"argv = ['classify', {str(clips / 'b_stereo44k.wav')!r}, '--model', {str(model_dir)!r}]\n"
+        "rc = main([*argv, '--top-k', '1'])\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
         "sys.exit(rc)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
     [prediction] = json.loads(done.stdout)
     assert set(prediction) == {"score", "label"}
     cli = subprocess.run(
         [sys.executable, "-m", "wakeword", "classify", str(clips), "--model", str(model_dir), "--top-k", "1"],
-        capture_output=True, text=True,
+        check=False,
+        capture_output=True,
+        text=True,
     )
     assert cli.returncode == 0, cli.stderr
     assert len(cli.stdout.splitlines()) == 3

@@ -15,13 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-pytest.importorskip("torch")
-pytest.importorskip("transformers")
-pytest.importorskip("optimum.exporters.onnx")
-ort = pytest.importorskip("onnxruntime")
-
-from conftest_export import (  # noqa: E402
+from conftest_export import (
     FLEURS_LANGUAGES,
     KINDS,
     MINDS14_INTENTS,
@@ -32,15 +26,26 @@ from conftest_export import (  # noqa: E402
     session_root,
 )
 
-from wakeword.errors import ConfigError, DependencyError, ModelError  # noqa: E402
-from wakeword.export import ExportOptions, add_parser, export, run, sha256_file  # noqa: E402
-from wakeword.features import build_feature_extractor  # noqa: E402
+from wakeword.errors import ConfigError, DependencyError, ModelError
+from wakeword.export import ExportOptions, add_parser, export, run, sha256_file
+from wakeword.features import build_feature_extractor
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("optimum.exporters.onnx")
+ort = pytest.importorskip("onnxruntime")
 
 pytestmark = pytest.mark.export
 
 LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))
 EXPECTED = {
-    "ast": ("ASTForAudioClassification", "audio-spectrogram-transformer", SPEECH_COMMANDS_V2, 16_000, "ast_fbank"),
+    "ast": (
+        "ASTForAudioClassification",
+        "audio-spectrogram-transformer",
+        SPEECH_COMMANDS_V2,
+        16_000,
+        "ast_fbank",
+    ),
     "wav2vec2": ("Wav2Vec2ForSequenceClassification", "wav2vec2", MINDS14_INTENTS, 16_000, "waveform"),
     "whisper": ("WhisperForAudioClassification", "whisper", FLEURS_LANGUAGES, 480_000, "whisper_log_mel"),
 }
@@ -53,7 +58,10 @@ def root(tmp_path_factory) -> Path:
 
 def _audio_inputs(window: int) -> list[np.ndarray]:
     rng = np.random.default_rng(7)
-    inputs = [rng.uniform(-0.8, 0.8, window).astype(np.float32), (0.05 * rng.standard_normal(window)).astype(np.float32)]
+    inputs = [
+        rng.uniform(-0.8, 0.8, window).astype(np.float32),
+        (0.05 * rng.standard_normal(window)).astype(np.float32),
+    ]
     if LIBRIVOX:
         import soundfile as sf
 
@@ -68,7 +76,12 @@ def _audio_inputs(window: int) -> list[np.ndarray]:
 def test_export_writes_models_manifest_and_parity(root, kind):
     out = exported(kind, root)
     architecture, model_type, labels, window, feature_kind = EXPECTED[kind]
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.int8.onnx", "model.onnx", "parity.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "manifest.json",
+        "model.int8.onnx",
+        "model.onnx",
+        "parity.json",
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["format"] == "wakeword-onnx-classifier" and manifest["format_version"] == 1
     assert manifest["architecture"] == architecture and manifest["model_type"] == model_type
@@ -180,8 +193,14 @@ def test_bad_quantize_option():
 def test_checkpoint_without_classification_head(tmp_path):
     import transformers as tf
 
-    config = tf.ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                          num_mel_bins=64, max_length=100)
+    config = tf.ASTConfig(
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        num_mel_bins=64,
+        max_length=100,
+    )
     tf.ASTModel(config).save_pretrained(tmp_path / "base")
     tf.ASTFeatureExtractor(num_mel_bins=64, max_length=100).save_pretrained(tmp_path / "base")
     with pytest.raises(ModelError, match="ASTModel has no audio-classification head"):
@@ -223,7 +242,9 @@ def test_hub_id_that_cannot_be_fetched_is_one_line(tmp_path):
         "    print(e)\n"
     )
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code], check=False, capture_output=True, text=True, env=env, timeout=120
+    )
     message = done.stdout.strip()
     assert "\n" not in message
     assert message.startswith("could not load the config of MIT/ast-finetuned-speech-commands-v2")
@@ -277,12 +298,25 @@ def test_full_speech_commands_geometry(tmp_path):
     assert manifest["labels"] == list(SPEECH_COMMANDS_V2)
     assert manifest["window_samples"] == 16_000
     assert manifest["features"] == {
-        "kind": "ast_fbank", "sample_rate": 16_000, "num_mel_bins": 128, "max_length": 128, "do_normalize": True,
-        "mean": -6.845978, "std": 5.5654526, "frame_length": 400, "hop_length": 160, "fft_length": 512,
-        "preemphasis": 0.97, "low_freq_hz": 20.0,
+        "kind": "ast_fbank",
+        "sample_rate": 16_000,
+        "num_mel_bins": 128,
+        "max_length": 128,
+        "do_normalize": True,
+        "mean": -6.845978,
+        "std": 5.5654526,
+        "frame_length": 400,
+        "hop_length": 160,
+        "fft_length": 512,
+        "preemphasis": 0.97,
+        "low_freq_hz": 20.0,
     }
     inputs = onnx.load(str(tmp_path / "ast-sc" / "model.onnx"), load_external_data=False).graph.input
-    assert [d.dim_value or d.dim_param for d in inputs[0].type.tensor_type.shape.dim] == ["batch_size", 128, 128]
+    assert [d.dim_value or d.dim_param for d in inputs[0].type.tensor_type.shape.dim] == [
+        "batch_size",
+        128,
+        128,
+    ]
     assert parity["features_max_abs_diff"] <= 1e-4
     assert parity["fp32"]["max_abs_diff_logits_vs_torch"] <= 1e-4
     assert parity["fp32"]["top1_agreement_with_torch"] == 1.0

@@ -232,7 +232,11 @@ def test_mono_only():
 
 
 def test_options_round_trip_through_the_manifest_form():
-    for options in (AstFbankOptions(max_length=128), WaveformOptions(do_normalize=False), WhisperLogMelOptions()):
+    for options in (
+        AstFbankOptions(max_length=128),
+        WaveformOptions(do_normalize=False),
+        WhisperLogMelOptions(),
+    ):
         spec = feature_options_to_dict(options)
         assert feature_options_from_dict(spec) == options
         assert type(build_feature_extractor(spec)).__name__ in {"AstFbank", "Waveform", "WhisperLogMel"}

@@ -16,16 +16,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest_export import KINDS, checkpoint, exported, session_root
+
+from wakeword.classifier import Classifier, load_classifier
+from wakeword.errors import ConfigError, InvalidAudioError, ModelError
+from wakeword.onnx_classifier import OnnxClassifier, classify, default_threads, top_predictions
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("optimum.exporters.onnx")
-
-from conftest_export import KINDS, checkpoint, exported, session_root  # noqa: E402
-
-from wakeword.classifier import Classifier, load_classifier  # noqa: E402
-from wakeword.errors import ConfigError, InvalidAudioError, ModelError  # noqa: E402
-from wakeword.onnx_classifier import OnnxClassifier, classify, default_threads, top_predictions  # noqa: E402
 
 pytestmark = pytest.mark.export
 LIBRIVOX = sorted(Path("/usr/share/pocketsphinx/test/data/librivox").glob("*.wav"))
@@ -215,7 +214,9 @@ def test_classify_matches_the_transformers_pipeline(root, kind):
 
     model_dir = exported(kind, root)
     audio = _speech(3.0)
-    expected = pipeline("audio-classification", model=str(checkpoint(kind, root)), device="cpu")(audio.copy(), top_k=3)
+    expected = pipeline("audio-classification", model=str(checkpoint(kind, root)), device="cpu")(
+        audio.copy(), top_k=3
+    )
     got = classify(audio, 16_000, model_dir, top_k=3, precision="fp32")
     assert [p["label"] for p in got] == [p["label"] for p in expected]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(got, expected)) <= 1e-5
@@ -255,7 +256,9 @@ def test_classify_rejects_bad_audio(ast_dir):
 def test_top_predictions_ties_keep_label_order():
     scores = np.array([0.25, 0.5, 0.25], np.float32)
     assert top_predictions(scores, ("a", "b", "c"), 3) == [
-        {"score": 0.5, "label": "b"}, {"score": 0.25, "label": "a"}, {"score": 0.25, "label": "c"},
+        {"score": 0.5, "label": "b"},
+        {"score": 0.25, "label": "a"},
+        {"score": 0.25, "label": "c"},
     ]
 
 

@@ -14,8 +14,9 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import AudioError, AudioFileError, ConfigError, ModelError
 
@@ -47,13 +48,22 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "one JSON line per file.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files or directories of audio files")
-    p.add_argument("--model", "-m", default=DEFAULT_MODEL_DIR,
-                   help=f"model directory written by `wakeword export` ({DEFAULT_MODEL_DIR})")
-    p.add_argument("--precision", choices=("int8", "fp32"), default=None,
-                   help="which model file to run (default: int8 when the directory has it)")
+    p.add_argument(
+        "--model",
+        "-m",
+        default=DEFAULT_MODEL_DIR,
+        help=f"model directory written by `wakeword export` ({DEFAULT_MODEL_DIR})",
+    )
+    p.add_argument(
+        "--precision",
+        choices=("int8", "fp32"),
+        default=None,
+        help="which model file to run (default: int8 when the directory has it)",
+    )
     p.add_argument("--top-k", type=_positive_int, default=5, help="labels per file (5)")
-    p.add_argument("--threads", type=_positive_int, default=None,
-                   help="ONNX Runtime threads (default: min(2, cores))")
+    p.add_argument(
+        "--threads", type=_positive_int, default=None, help="ONNX Runtime threads (default: min(2, cores))"
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
@@ -105,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     if args.model == DEFAULT_MODEL_DIR and not model_dir.exists():
         raise ModelError(
             f"{model_dir}: no such model directory; create it with "
-            f"`wakeword export MIT/ast-finetuned-speech-commands-v2 --out {DEFAULT_MODEL_DIR}` or pass --model DIR"
+            f"`wakeword export MIT/ast-finetuned-speech-commands-v2 --out {DEFAULT_MODEL_DIR}` "
+            "or pass --model DIR"
         )
     from .onnx_classifier import OnnxClassifier, top_predictions
 

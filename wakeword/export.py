@@ -32,10 +32,11 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from .errors import ConfigError, DependencyError, ModelError
 
@@ -220,7 +221,9 @@ def _resolve_source(model: str) -> tuple[str, bool]:
         raise ModelError(f"{model}: no such model directory")
     if "/" in model and path.parent.is_dir():
         # "models/ast" next to an existing models/ is a mistyped path, not a hub id
-        raise ModelError(f"{model}: no such model directory (and {path.parent} is a local directory, not a hub owner)")
+        raise ModelError(
+            f"{model}: no such model directory (and {path.parent} is a local directory, not a hub owner)"
+        )
     return model, False
 
 
@@ -259,7 +262,8 @@ def _feature_options(arch: _Architecture, extractor: Any, config: Any, source: s
 
     if type(extractor).__name__ != arch.extractor:
         raise ModelError(
-            f"{source}: {config.model_type} expects a {arch.extractor}, the checkpoint has {type(extractor).__name__}"
+            f"{source}: {config.model_type} expects a {arch.extractor}, "
+            f"the checkpoint has {type(extractor).__name__}"
         )
     rate = int(extractor.sampling_rate)
     if arch.feature_kind == "ast_fbank":
@@ -268,19 +272,29 @@ def _feature_options(arch: _Architecture, extractor: Any, config: Any, source: s
             # the model's position embeddings fix the input shape; the pipeline would fail otherwise
             log.warning(
                 "feature extractor says max_length=%s num_mel_bins=%s, the model %s x %s: using the model's",
-                extractor.max_length, extractor.num_mel_bins, max_length, mel_bins,
+                extractor.max_length,
+                extractor.num_mel_bins,
+                max_length,
+                mel_bins,
             )
         return AstFbankOptions(
-            sample_rate=rate, num_mel_bins=mel_bins, max_length=max_length,
-            do_normalize=bool(extractor.do_normalize), mean=float(extractor.mean), std=float(extractor.std),
+            sample_rate=rate,
+            num_mel_bins=mel_bins,
+            max_length=max_length,
+            do_normalize=bool(extractor.do_normalize),
+            mean=float(extractor.mean),
+            std=float(extractor.std),
         )
     if arch.feature_kind == "waveform":
         return WaveformOptions(sample_rate=rate, do_normalize=bool(extractor.do_normalize))
     if getattr(extractor, "dither", 0.0):
         log.warning("the feature extractor dithers (dither=%s); the numpy runtime does not", extractor.dither)
     options = WhisperLogMelOptions(
-        sample_rate=rate, feature_size=int(extractor.feature_size), n_fft=int(extractor.n_fft),
-        hop_length=int(extractor.hop_length), chunk_length=int(extractor.chunk_length),
+        sample_rate=rate,
+        feature_size=int(extractor.feature_size),
+        n_fft=int(extractor.n_fft),
+        hop_length=int(extractor.hop_length),
+        chunk_length=int(extractor.chunk_length),
     )
     if options.feature_size != config.num_mel_bins or options.n_frames != 2 * config.max_source_positions:
         raise ModelError(
@@ -329,7 +343,11 @@ def _parity_inputs(options: ExportOptions, window: int) -> list[tuple[str, str, 
     from .audio import FileSource
     from .errors import AudioError
 
-    paths = list(options.parity_audio) if options.parity_audio is not None else sorted(glob.glob(DEFAULT_PARITY_AUDIO))
+    paths = (
+        list(options.parity_audio)
+        if options.parity_audio is not None
+        else sorted(glob.glob(DEFAULT_PARITY_AUDIO))
+    )
     inputs: list[tuple[str, str, Any]] = []
     for path in paths[: options.parity_clips]:
         try:
@@ -351,7 +369,13 @@ def _parity_inputs(options: ExportOptions, window: int) -> list[tuple[str, str, 
 
 
 def _parity(
-    model: Any, extractor: Any, features: Any, sessions: dict[str, Any], inputs: list, labels: list[str], torch: Any
+    model: Any,
+    extractor: Any,
+    features: Any,
+    sessions: dict[str, Any],
+    inputs: list,
+    labels: list[str],
+    torch: Any,
 ) -> dict[str, Any]:
     import numpy as np
 
@@ -383,7 +407,8 @@ def _parity(
         return {
             "max_abs_diff_logits_vs_torch": max(r[f"{precision}_max_abs_diff"] for r in rows),
             "end_to_end_max_abs_diff_logits": max(r[f"{precision}_end_to_end_max_abs_diff"] for r in rows),
-            "top1_agreement_with_torch": sum(r[f"{precision}_top1"] == r["torch_top1"] for r in rows) / len(rows),
+            "top1_agreement_with_torch": sum(r[f"{precision}_top1"] == r["torch_top1"] for r in rows)
+            / len(rows),
         }
 
     return {
@@ -436,12 +461,15 @@ def export(
     features = _feature_options(arch, extractor, config, model)
     if features.sample_rate != ENGINE_SAMPLE_RATE:
         raise ModelError(
-            f"{model}: the model expects {features.sample_rate} Hz audio; the engine feeds {ENGINE_SAMPLE_RATE} Hz"
+            f"{model}: the model expects {features.sample_rate} Hz audio; "
+            f"the engine feeds {ENGINE_SAMPLE_RATE} Hz"
         )
     window = options.window_samples or _default_window_samples(arch.feature_kind, features)
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     n_params = sum(p.numel() for p in hf_model.parameters())
-    log.info("%s: %s, %.1fM parameters, %d labels", model, type(hf_model).__name__, n_params / 1e6, len(labels))
+    log.info(
+        "%s: %s, %.1fM parameters, %d labels", model, type(hf_model).__name__, n_params / 1e6, len(labels)
+    )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
@@ -449,7 +477,11 @@ def export(
         with _quiet_export_chatter(), _transformers_errors_only(transformers):
             stages(f"exporting to ONNX with optimum ({n_params:,} parameters)")
             stack["onnx_export_from_model"](
-                hf_model, staging / "optimum", task=TASK, opset=options.opset, do_validation=False,
+                hf_model,
+                staging / "optimum",
+                task=TASK,
+                opset=options.opset,
+                do_validation=False,
                 preprocessors=[extractor],
             )
             exported = staging / "optimum"
@@ -461,7 +493,8 @@ def export(
                 stages("quantizing weights to int8 (onnxruntime quantize_dynamic, QInt8)")
                 fp32_bytes = sum((staging / n).stat().st_size for n in fp32_files)
                 stack["quantize_dynamic"](
-                    str(staging / FP32_FILE), str(staging / INT8_FILE),
+                    str(staging / FP32_FILE),
+                    str(staging / INT8_FILE),
                     weight_type=stack["QuantType"].QInt8,
                     op_types_to_quantize=list(options.quantize_op_types),
                     per_channel=options.per_channel,
@@ -475,7 +508,15 @@ def export(
         stages("writing manifest.json")
         names = [n for files in models.values() for n in files] + ["parity.json"]
         manifest = _manifest(
-            model, is_local, config, hf_model, features, window, labels, models, options,
+            model,
+            is_local,
+            config,
+            hf_model,
+            features,
+            window,
+            labels,
+            models,
+            options,
             {n: {"sha256": sha256_file(staging / n), "bytes": (staging / n).stat().st_size} for n in names},
             staging / FP32_FILE,
         )
@@ -523,7 +564,11 @@ def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[An
 
 
 def _check_head(config: Any, source: str) -> None:
-    heads = [a for a in (config.architectures or []) if a.endswith(("ForAudioClassification", "ForSequenceClassification"))]
+    heads = [
+        a
+        for a in (config.architectures or [])
+        if a.endswith(("ForAudioClassification", "ForSequenceClassification"))
+    ]
     if config.architectures and not heads:
         raise ModelError(
             f"{source}: {', '.join(config.architectures)} has no audio-classification head; "
@@ -532,8 +577,15 @@ def _check_head(config: Any, source: str) -> None:
 
 
 def _run_parity(
-    hf_model: Any, extractor: Any, features: Any, staging: Path, models: dict[str, list[str]],
-    labels: list[str], options: ExportOptions, window: int, torch: Any,
+    hf_model: Any,
+    extractor: Any,
+    features: Any,
+    staging: Path,
+    models: dict[str, list[str]],
+    labels: list[str],
+    options: ExportOptions,
+    window: int,
+    torch: Any,
 ) -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -541,7 +593,9 @@ def _run_parity(
     for precision, files in models.items():
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        sessions[precision] = ort.InferenceSession(str(staging / files[0]), so, providers=["CPUExecutionProvider"])
+        sessions[precision] = ort.InferenceSession(
+            str(staging / files[0]), so, providers=["CPUExecutionProvider"]
+        )
     inputs = _parity_inputs(options, window)
     parity = _parity(hf_model, extractor, features, sessions, inputs, labels, torch)
     parity["window_samples"] = window
@@ -549,18 +603,33 @@ def _run_parity(
         summary = parity[precision]
         log.info(
             "parity %s: max |logit diff| vs torch %.2e, top-1 agreement %.0f%%",
-            precision, summary["max_abs_diff_logits_vs_torch"], 100 * summary["top1_agreement_with_torch"],
+            precision,
+            summary["max_abs_diff_logits_vs_torch"],
+            100 * summary["top1_agreement_with_torch"],
         )
     if parity["features_max_abs_diff"] > 1e-4:
-        log.warning("numpy features differ from transformers' by %.2e (> 1e-4)", parity["features_max_abs_diff"])
+        log.warning(
+            "numpy features differ from transformers' by %.2e (> 1e-4)", parity["features_max_abs_diff"]
+        )
     if parity["fp32"]["max_abs_diff_logits_vs_torch"] > 1e-3:
-        log.warning("ONNX fp32 logits differ from torch by %.2e", parity["fp32"]["max_abs_diff_logits_vs_torch"])
+        log.warning(
+            "ONNX fp32 logits differ from torch by %.2e", parity["fp32"]["max_abs_diff_logits_vs_torch"]
+        )
     return parity
 
 
 def _manifest(
-    model: str, is_local: bool, config: Any, hf_model: Any, features: Any, window: int, labels: list[str],
-    models: dict[str, list[str]], options: ExportOptions, files: dict[str, dict[str, Any]], fp32_path: Path,
+    model: str,
+    is_local: bool,
+    config: Any,
+    hf_model: Any,
+    features: Any,
+    window: int,
+    labels: list[str],
+    models: dict[str, list[str]],
+    options: ExportOptions,
+    files: dict[str, dict[str, Any]],
+    fp32_path: Path,
 ) -> dict[str, Any]:
     import onnx
 
@@ -617,20 +686,36 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "export",
         help="export a Hugging Face audio classifier to (quantized) ONNX",
-        description="Export a Hugging Face audio-classification checkpoint (hub id or save_pretrained directory) "
+        description="Export a Hugging Face audio-classification checkpoint "
+        "(hub id or save_pretrained directory) "
         "to ONNX fp32 and int8, with a manifest and a torch-vs-ONNX parity report. "
         "Needs the export extra: pip install 'wakeword[export]'.",
     )
-    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory ({DEFAULT_MODEL})")
-    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory (must be empty unless --force)")
-    p.add_argument("--quantize", choices=("int8", "none"), default="int8", help="also write model.int8.onnx (int8)")
+    p.add_argument(
+        "model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory ({DEFAULT_MODEL})"
+    )
+    p.add_argument(
+        "--out", "-o", required=True, metavar="DIR", help="output directory (must be empty unless --force)"
+    )
+    p.add_argument(
+        "--quantize", choices=("int8", "none"), default="int8", help="also write model.int8.onnx (int8)"
+    )
     p.add_argument("--task", default=TASK, help=f"export task; only {TASK} is supported")
     p.add_argument("--force", action="store_true", help="overwrite the model files in a non-empty DIR")
-    p.add_argument("--window-ms", type=float, default=None,
-                   help="audio per engine score in ms (default: the model's clip: 1000 for Speech Commands AST)")
+    p.add_argument(
+        "--window-ms",
+        type=float,
+        default=None,
+        help="audio per engine score in ms (default: the model's clip: 1000 for Speech Commands AST)",
+    )
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default: optimum's)")
-    p.add_argument("--parity-audio", nargs="+", metavar="FILE", default=None,
-                   help="speech files for the parity check (default: pocketsphinx-testdata clips if installed)")
+    p.add_argument(
+        "--parity-audio",
+        nargs="+",
+        metavar="FILE",
+        default=None,
+        help="speech files for the parity check (default: pocketsphinx-testdata clips if installed)",
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
@@ -643,9 +728,13 @@ def run(args: argparse.Namespace) -> int:
     if args.window_ms is not None:
         if args.window_ms <= 0:
             raise ConfigError(f"--window-ms must be positive, got {args.window_ms}")
-        window = int(round(args.window_ms * ENGINE_SAMPLE_RATE / 1000))
+        window = round(args.window_ms * ENGINE_SAMPLE_RATE / 1000)
     options = ExportOptions(
-        task=args.task, quantize=args.quantize, force=args.force, window_samples=window, opset=args.opset,
+        task=args.task,
+        quantize=args.quantize,
+        force=args.force,
+        window_samples=window,
+        opset=args.opset,
         parity_audio=tuple(args.parity_audio) if args.parity_audio else None,
     )
 

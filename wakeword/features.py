@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -138,7 +138,7 @@ class WhisperLogMelOptions:
         return self.n_samples // self.hop_length
 
 
-FeatureOptions = Union[AstFbankOptions, WaveformOptions, WhisperLogMelOptions]
+FeatureOptions = AstFbankOptions | WaveformOptions | WhisperLogMelOptions
 _OPTION_CLASSES: dict[str, type] = {
     "ast_fbank": AstFbankOptions,
     "waveform": WaveformOptions,
@@ -241,7 +241,9 @@ class AstFbank:
 
     def __init__(self, options: AstFbankOptions | None = None) -> None:
         self.options = o = options or AstFbankOptions()
-        self._mel = kaldi_mel_filters(o.num_mel_bins, o.fft_length, o.sample_rate, o.low_freq_hz, o.sample_rate / 2)
+        self._mel = kaldi_mel_filters(
+            o.num_mel_bins, o.fft_length, o.sample_rate, o.low_freq_hz, o.sample_rate / 2
+        )
         # Kaldi's "hanning" is the symmetric Hann window
         self._window = np.hanning(o.frame_length)
         self._frames = np.zeros((o.max_length, o.fft_length), dtype=np.float64)

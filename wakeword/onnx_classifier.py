@@ -77,8 +77,14 @@ def _load_manifest(model_dir: Path) -> dict[str, Any]:
     if not isinstance(version, int) or version > MANIFEST_VERSION:
         raise ModelError(f"{path}: manifest format_version {version!r} is newer than this wakeword reads")
     required = {
-        "labels": list, "sampling_rate": int, "window_samples": int, "features": dict,
-        "models": dict, "files": dict, "input_name": str, "output_name": str,
+        "labels": list,
+        "sampling_rate": int,
+        "window_samples": int,
+        "features": dict,
+        "models": dict,
+        "files": dict,
+        "input_name": str,
+        "output_name": str,
     }
     for key, kind in required.items():
         if not isinstance(manifest.get(key), kind):
@@ -151,7 +157,7 @@ class OnnxClassifier:
         self._window_samples = int(manifest["window_samples"])
         self._multi_label = bool(manifest.get("multi_label", False))
         self._features: FeatureExtractor = build_feature_extractor(manifest["features"])
-        if getattr(self._features, "options").sample_rate != manifest["sampling_rate"]:
+        if self._features.options.sample_rate != manifest["sampling_rate"]:  # type: ignore[attr-defined]
             raise ModelError(f"{self.model_dir}: feature sampling rate disagrees with the manifest's")
         self._input_name = manifest["input_name"]
         self._output_name = manifest["output_name"]
@@ -171,8 +177,12 @@ class OnnxClassifier:
         self._binding.bind_ortvalue_output(self._output_name, self._output_value)
         log.info(
             "loaded %s (%s, %s, %d labels, %d-sample window, %d thread(s))",
-            self.model_dir, manifest.get("architecture", "?"), precision, len(self._labels),
-            self._window_samples, threads,
+            self.model_dir,
+            manifest.get("architecture", "?"),
+            precision,
+            len(self._labels),
+            self._window_samples,
+            threads,
         )
 
     # -- Classifier protocol
@@ -214,7 +224,9 @@ class OnnxClassifier:
         try:
             logits = self._session.run([self._output_name], {self._input_name: features})[0]
         except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.model_dir}: ONNX Runtime failed on a {audio.shape[0]}-sample clip: {e}") from e
+            raise ModelError(
+                f"{self.model_dir}: ONNX Runtime failed on a {audio.shape[0]}-sample clip: {e}"
+            ) from e
         return self._probabilities(logits[0], np.empty(len(self._labels), dtype=np.float32))
 
     def __repr__(self) -> str:
@@ -248,7 +260,9 @@ class OnnxClassifier:
         for name in names:
             path = self.model_dir / name
             if Path(name).name != name:
-                raise ModelError(f"{self.model_dir / MANIFEST}: file name {name!r} must not contain a directory")
+                raise ModelError(
+                    f"{self.model_dir / MANIFEST}: file name {name!r} must not contain a directory"
+                )
             if not path.is_file():
                 raise ModelError(f"{path}: missing model file")
             if not verify:
@@ -292,11 +306,14 @@ class OnnxClassifier:
         fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and i > 0]
         if len(declared) != len(expected) or any(expected[i] != d for i, d in fixed):
             raise ModelError(
-                f"{self.model_dir}: the features have shape {expected}, the ONNX model takes {tuple(declared)}"
+                f"{self.model_dir}: the features have shape {expected}, "
+                f"the ONNX model takes {tuple(declared)}"
             )
 
 
-def top_predictions(scores: np.ndarray, labels: tuple[str, ...] | list[str], top_k: int = 5) -> list[dict[str, Any]]:
+def top_predictions(
+    scores: np.ndarray, labels: tuple[str, ...] | list[str], top_k: int = 5
+) -> list[dict[str, Any]]:
     """``[{"score": float, "label": str}, ...]``, best first, as the transformers pipeline returns."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
