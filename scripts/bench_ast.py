@@ -150,6 +150,7 @@ def main() -> int:
         print(json.dumps(_worker(args.worker, args.worker_threads, args.workdir, args.runs, args.warmup)))
         return 0
 
+    load_before = os.getloadavg()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="wakeword-bench-ast-"))
     workdir.mkdir(parents=True, exist_ok=True)
     _prepare(workdir)
@@ -198,6 +199,11 @@ def main() -> int:
         f"onnxruntime {manifest['versions']['onnxruntime']}; "
         f"model.onnx {sizes['model.onnx'] / 1e6:.1f} MB, "
         f"model.int8.onnx {sizes['model.int8.onnx'] / 1e6:.1f} MB."
+    )
+    load_after = os.getloadavg()
+    print(
+        f"1-minute load average {load_before[0]:.2f} before, {load_after[0]:.2f} after "
+        "(a busy machine inflates every figure, the 2-thread ones most)."
     )
     print()
     print(

@@ -232,6 +232,29 @@ def test_missing_export_extra_is_a_dependency_error(monkeypatch, root, tmp_path)
     assert isinstance(info.value.__cause__, ImportError)
 
 
+def test_a_failing_quantizer_is_a_one_line_model_error(monkeypatch, root, tmp_path):
+    import wakeword.export as export_module
+
+    real = export_module._import_export_stack
+
+    def broken_stack():
+        stack = real()
+
+        def quantize_dynamic(*args, **kwargs):
+            raise RuntimeError("Unable to find data type for weight_name='x'.\nsecond line")
+
+        return {**stack, "quantize_dynamic": quantize_dynamic}
+
+    monkeypatch.setattr(export_module, "_import_export_stack", broken_stack)
+    with pytest.raises(
+        ModelError, match="could not quantize the model \\(try --quantize none\\): RuntimeError"
+    ) as info:
+        export(str(checkpoint("ast", root)), tmp_path / "out")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    assert not any(p.name.startswith(".wakeword-export-") for p in tmp_path.iterdir())
+
+
 def test_hub_id_that_cannot_be_fetched_is_one_line(tmp_path):
     code = (
         "from wakeword.export import export\n"

@@ -305,6 +305,17 @@ def _feature_options(arch: _Architecture, extractor: Any, config: Any, source: s
 
 
 @contextlib.contextmanager
+def _step_errors(what: str) -> Iterator[None]:
+    """A failure inside optimum or onnxruntime becomes one ModelError line; the cause stays chained."""
+    try:
+        yield
+    except (KeyboardInterrupt, MemoryError):
+        raise
+    except Exception as e:  # these libraries raise anything from ValueError to their own types
+        raise ModelError(f"{what}: {type(e).__name__}: {_one_line(e)}") from e
+
+
+@contextlib.contextmanager
 def _quiet_export_chatter() -> Iterator[None]:
     """Hide tracer warnings and ORT's 'consider pre-processing' hint: expected, and not actionable here."""
 
@@ -476,14 +487,15 @@ def export(
     try:
         with _quiet_export_chatter(), _transformers_errors_only(transformers):
             stages(f"exporting to ONNX with optimum ({n_params:,} parameters)")
-            stack["onnx_export_from_model"](
-                hf_model,
-                staging / "optimum",
-                task=TASK,
-                opset=options.opset,
-                do_validation=False,
-                preprocessors=[extractor],
-            )
+            with _step_errors(f"optimum could not export {model}"):
+                stack["onnx_export_from_model"](
+                    hf_model,
+                    staging / "optimum",
+                    task=TASK,
+                    opset=options.opset,
+                    do_validation=False,
+                    preprocessors=[extractor],
+                )
             exported = staging / "optimum"
             fp32_files = sorted(p.name for p in exported.iterdir() if p.name.startswith(FP32_FILE))
             for name in fp32_files:
@@ -492,14 +504,15 @@ def export(
             if options.quantize == "int8":
                 stages("quantizing weights to int8 (onnxruntime quantize_dynamic, QInt8)")
                 fp32_bytes = sum((staging / n).stat().st_size for n in fp32_files)
-                stack["quantize_dynamic"](
-                    str(staging / FP32_FILE),
-                    str(staging / INT8_FILE),
-                    weight_type=stack["QuantType"].QInt8,
-                    op_types_to_quantize=list(options.quantize_op_types),
-                    per_channel=options.per_channel,
-                    use_external_data_format=fp32_bytes > _PROTOBUF_LIMIT,
-                )
+                with _step_errors("onnxruntime could not quantize the model (try --quantize none)"):
+                    stack["quantize_dynamic"](
+                        str(staging / FP32_FILE),
+                        str(staging / INT8_FILE),
+                        weight_type=stack["QuantType"].QInt8,
+                        op_types_to_quantize=list(options.quantize_op_types),
+                        per_channel=options.per_channel,
+                        use_external_data_format=fp32_bytes > _PROTOBUF_LIMIT,
+                    )
                 models["int8"] = sorted(p.name for p in staging.iterdir() if p.name.startswith(INT8_FILE))
         stages("checking torch vs ONNX on speech and random audio")
         parity = _run_parity(hf_model, extractor, features, staging, models, labels, options, window, torch)
