@@ -515,6 +515,10 @@ class MicrophoneSource:
         return stream, rate
 
     def blocks(self) -> Iterator[np.ndarray]:
+        # a source can be reopened (the daemon does after a device error): start clean
+        self._stop.clear()
+        while not self._queue.empty():
+            self._queue.get_nowait()
         self._stream, rate = self._open()
         convert = Conditioner(rate, 1, self.name)
         limit = None if self.duration_s is None else int(self.duration_s * rate)
