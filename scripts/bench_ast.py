@@ -125,6 +125,22 @@ def _worker(backend: str, threads: int, workdir: Path, runs: int, warmup: int) -
     }
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds all processes have spent busy (Linux /proc/stat), or None elsewhere."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = [int(v) for v in fields]
+    idle = ticks[3] + ticks[4]  # idle + iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_seconds() -> float:
+    t = os.times()
+    return t.children_user + t.children_system
+
+
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -160,6 +176,7 @@ def main() -> int:
     for n in threads:
         for backend in BACKENDS:
             print(f"timing {backend} with {n} thread(s) ...", file=sys.stderr, flush=True)
+            busy0, own0, wall0 = _busy_seconds(), _children_cpu_seconds(), time.perf_counter()
             done = subprocess.run(
                 [
                     sys.executable,
@@ -183,7 +200,13 @@ def main() -> int:
             if done.returncode != 0:
                 print(done.stderr, file=sys.stderr)
                 return 1
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            busy1, own1, wall1 = _busy_seconds(), _children_cpu_seconds(), time.perf_counter()
+            if busy0 is not None and busy1 is not None:
+                # CPU used by everything but this benchmark, as a share of all cores, during this run
+                others = max(0.0, (busy1 - busy0) - (own1 - own0))
+                result["others_cpu_pct"] = 100.0 * others / ((wall1 - wall0) * (os.cpu_count() or 1))
+            results.append(result)
 
     manifest = json.loads((workdir / "onnx" / "manifest.json").read_text())
     sizes = {name: entry["bytes"] for name, entry in manifest["files"].items()}
@@ -208,15 +231,15 @@ def main() -> int:
     print()
     print(
         "| backend | threads | median ms | p95 ms "
-        "| speed-up vs pipeline (same threads) | vs pipeline, 1 thread |"
+        "| speed-up vs pipeline (same threads) | vs pipeline, 1 thread | other processes' CPU |"
     )
-    print("|---|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in results:
         same = base[r["threads"]] / r["median_ms"] if r["threads"] in base else float("nan")
         one = base1 / r["median_ms"] if base1 else float("nan")
         print(
             f"| {r['backend']} | {r['threads']} | {r['median_ms']:.1f} | {r['p95_ms']:.1f} "
-            f"| {same:.2f}x | {one:.2f}x |"
+            f"| {same:.2f}x | {one:.2f}x | {r.get('others_cpu_pct', float('nan')):.0f}% |"
         )
     if any(r["torch_loaded"] for r in results if r["backend"] != "pipeline"):
         print("\nWARNING: torch was imported in an ONNX Runtime run", file=sys.stderr)
