@@ -11,6 +11,12 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # libportaudio2: microphone input (sounddevice); espeak-ng + sox: data and test tools;
 # pocketsphinx-testdata: real recorded speech used by the tests and the evaluations.
 packages="libportaudio2 espeak-ng sox pocketsphinx-testdata"
+if [ "$extras" = "dev" ]; then
+    # training voices (festival) and real recorded prompts used as babble and for evaluation
+    packages="$packages festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+        asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
+        asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav"
+fi
 missing=""
 for p in $packages; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
@@ -23,7 +29,7 @@ python3 -m venv .venv
 if [ "$extras" = "dev" ]; then
     # torch first and pinned: the CPU build; an unpinned torch pulls a multi-GB CUDA build
     .venv/bin/pip install -q "torch==2.13.0"
-    .venv/bin/pip install -q -e ".[export,dev]"
+    .venv/bin/pip install -q -e ".[export,train,dev]"
 else
     .venv/bin/pip install -q -e .
 fi

@@ -37,3 +37,21 @@ def stream_wav(tmp_path_factory, stream) -> str:
     path = tmp_path_factory.mktemp("audio") / "stream16k.wav"
     sf.write(path, stream, SR, subtype="PCM_16")
     return str(path)
+
+
+def run_cli_torch_free(*args: str) -> str:
+    """Run ``wakeword`` in a fresh interpreter; assert it exits 0 without importing torch,
+    transformers or optimum; return its stdout."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, wakeword.cli\n"
+        f"rc = wakeword.cli.main({list(args)!r})\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers', 'optimum'))\n"
+        "print('HEAVY', heavy, rc)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    out = proc.stdout.decode()
+    assert "HEAVY [] 0" in out, out + proc.stderr.decode()
+    return out

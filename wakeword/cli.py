@@ -23,6 +23,7 @@ log = logging.getLogger("wakeword")
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("wakeword.export", "export a Hugging Face audio classifier to (quantized) ONNX"),
     "classify": ("wakeword.classify", "classify whole clips with a model"),
+    "train": ("wakeword.training.cli", "train a keyword model from synthetic speech"),
 }
 
 

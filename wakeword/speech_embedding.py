@@ -1,0 +1,202 @@
+"""Keyword models on a frozen speech-embedding front end, run with ONNX Runtime alone.
+
+The front end is Google's speech-embedding model (Apache-2.0) as two ONNX
+files: ``melspectrogram.onnx`` (32 log-mel bins, 25 ms frames every 10 ms, no
+centre padding) and ``embedding_model.onnx`` (76 mel frames → one 96-d
+embedding, computed every 8 frames = 80 ms). A small trained head maps the
+window's embeddings to one score per label.
+
+Because mel frames are frame-local, the embedding of the same stretch of
+audio is bit-identical from one hop to the next; :class:`EmbeddingFrontEnd`
+keeps the recent ones keyed by their input, so a hop of 80 ms computes one
+new embedding instead of the whole window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelError
+
+__all__ = ["EmbeddingFrontEnd", "SpeechEmbeddingClassifier", "ARCHITECTURE"]
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURE = "speech-embedding-head"
+SAMPLE_RATE = 16_000
+MEL_HOP = 160
+MEL_WINDOW = 512
+EMBEDDING_FRAMES = 76
+EMBEDDING_STRIDE = 8
+EMBEDDING_DIM = 96
+INT16_SCALE = 32767.0  # the front end was trained on int16-valued audio
+
+
+def session_options(threads: int | None):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+    so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return so
+
+
+def _session(path: Path, threads: int | None):
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
+        raise ModelError(f"{path}: cannot load ONNX model ({e})") from e
+
+
+def mel_frames(n_samples: int) -> int:
+    return max(0, (n_samples - MEL_WINDOW) // MEL_HOP + 1)
+
+
+def embedding_count(n_samples: int) -> int:
+    return max(0, (mel_frames(n_samples) - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1)
+
+
+class EmbeddingFrontEnd:
+    """Audio (16 kHz float32 in [-1, 1]) → (n, 96) speech embeddings, the last aligned to the audio's end."""
+
+    def __init__(self, mel_path: Path, embedding_path: Path, threads: int | None = None, cache_size: int = 64):
+        self._mel = _session(mel_path, threads)
+        self._emb = _session(embedding_path, threads)
+        self._mel_input = self._mel.get_inputs()[0].name
+        self._emb_input = self._emb.get_inputs()[0].name
+        self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+        self.computed = 0  # embeddings actually run through the model (for benchmarks)
+
+    def mel(self, audio: np.ndarray) -> np.ndarray:
+        """(frames, 32) log-mel features, scaled as the embedding model expects."""
+        x = (audio * INT16_SCALE).astype(np.float32, copy=False)[None, :]
+        mel = self._mel.run(None, {self._mel_input: x})[0]
+        return mel.reshape(-1, 32) / 10.0 + 2.0
+
+    def embed_mel(self, mel: np.ndarray) -> np.ndarray:
+        """Embeddings of every 76-frame window of ``mel``, stepping 8 frames back from the end."""
+        n = (mel.shape[0] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
+        if n <= 0:
+            raise ModelError(f"audio too short for the speech-embedding front end ({mel.shape[0]} mel frames)")
+        start = mel.shape[0] - EMBEDDING_FRAMES - (n - 1) * EMBEDDING_STRIDE
+        windows = np.lib.stride_tricks.sliding_window_view(mel[start:], (EMBEDDING_FRAMES, 32))[::EMBEDDING_STRIDE, 0]
+        out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
+        missing = []
+        keys = []
+        for i in range(n):
+            key = windows[i].tobytes()
+            keys.append(key)
+            hit = self._cache.get(key)
+            if hit is None:
+                missing.append(i)
+            else:
+                out[i] = hit
+        if missing:
+            batch = np.ascontiguousarray(windows[missing])[..., None]
+            result = self._emb.run(None, {self._emb_input: batch})[0].reshape(len(missing), EMBEDDING_DIM)
+            self.computed += len(missing)
+            for j, i in enumerate(missing):
+                out[i] = result[j]
+                self._cache[keys[i]] = result[j].copy()
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return out
+
+    def __call__(self, audio: np.ndarray) -> np.ndarray:
+        return self.embed_mel(self.mel(audio))
+
+    def batch(self, clips: np.ndarray) -> np.ndarray:
+        """Embeddings of many equal-length clips at once (training), no caching: (clips, n, 96)."""
+        x = (clips * INT16_SCALE).astype(np.float32)
+        mels = np.stack([self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) for c in x]) / 10 + 2
+        n = (mels.shape[1] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
+        start = mels.shape[1] - EMBEDDING_FRAMES - (n - 1) * EMBEDDING_STRIDE
+        win = np.lib.stride_tricks.sliding_window_view(mels[:, start:], (EMBEDDING_FRAMES, 32), axis=(1, 2))
+        win = np.ascontiguousarray(win[:, ::EMBEDDING_STRIDE, 0])  # (clips, n, 76, 32)
+        flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
+        out = np.concatenate([self._emb.run(None, {self._emb_input: flat[i : i + 512]})[0]
+                              for i in range(0, len(flat), 512)])
+        return out.reshape(len(clips), n, EMBEDDING_DIM)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class SpeechEmbeddingClassifier:
+    """A model directory: ``manifest.json``, the two front-end files and ``head.onnx`` (or ``head.int8.onnx``).
+
+    Implements the engine's ``Classifier`` protocol; ``keywords`` (from the
+    manifest) are the labels that fire by default, e.g. only "marvin".
+    """
+
+    def __init__(self, model_dir: str | Path, precision: str | None = None, threads: int | None = None) -> None:
+        self.model_dir = Path(model_dir)
+        manifest_path = self.model_dir / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError:
+            raise ModelError(f"{self.model_dir}: no manifest.json; not a wakeword model directory") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelError(f"{manifest_path}: not valid JSON ({e})") from None
+        if manifest.get("architecture") != ARCHITECTURE:
+            raise ModelError(f"{self.model_dir}: architecture {manifest.get('architecture')!r} is not {ARCHITECTURE!r}")
+        if int(manifest.get("sampling_rate", 0)) != SAMPLE_RATE:
+            raise ModelError(f"{self.model_dir}: model expects {manifest.get('sampling_rate')} Hz; the engine feeds 16000 Hz")
+        self.manifest = manifest
+        files = manifest["files"]
+        head_key = {"int8": "head_int8", "fp32": "head", None: manifest.get("default_head", "head")}.get(precision)
+        if head_key is None or head_key not in files:
+            raise ModelError(f"{self.model_dir}: no {precision or 'default'} head in the manifest")
+        paths = {k: self._verified(files[k]) for k in ("melspectrogram", "embedding", head_key)}
+        self.frontend = EmbeddingFrontEnd(paths["melspectrogram"], paths["embedding"], threads)
+        self._head = _session(paths[head_key], threads)
+        self._head_input = self._head.get_inputs()[0].name
+        self._labels = tuple(manifest["labels"])
+        self._window_samples = int(manifest["window_samples"])
+        self.keywords = tuple(manifest.get("keywords") or ())
+        self.preferred_hop_ms = int(manifest.get("hop_ms", 80))
+        self.precision = "int8" if head_key == "head_int8" else "fp32"
+
+    def _verified(self, entry: dict) -> Path:
+        path = self.model_dir / entry["path"]
+        if not path.exists():
+            raise ModelError(f"{path}: missing model file")
+        if sha256_file(path) != entry["sha256"]:
+            raise ModelError(f"{path}: checksum mismatch; the file is corrupt or was changed")
+        return path
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return self._labels
+
+    @property
+    def window_samples(self) -> int:
+        return self._window_samples
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    def logits(self, embeddings: np.ndarray) -> np.ndarray:
+        return self._head.run(None, {self._head_input: embeddings[None].astype(np.float32, copy=False)})[0][0]
+
+    def scores(self, window: np.ndarray) -> np.ndarray:
+        z = self.logits(self.frontend(window))
+        e = np.exp(z - z.max())
+        return (e / e.sum()).astype(np.float32)

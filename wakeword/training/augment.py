@@ -1,0 +1,137 @@
+"""Augmentation of synthesised words into realistic fixed-length clips.
+
+Speed (resampling), gain, synthetic reverberation, and background noise at a
+drawn SNR: synthetic white, pink and brown noise, and babble made of real
+recorded speech. All randomness comes from the ``numpy.random.Generator``
+passed in, so a seed reproduces a dataset.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+SAMPLE_RATE = 16_000
+
+
+def coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
+    """White, pink (1/f) or brown (1/f²) noise with unit RMS."""
+    white = rng.standard_normal(n)
+    if colour == "white":
+        x = white
+    else:
+        spectrum = np.fft.rfft(white)
+        f = np.fft.rfftfreq(n)
+        f[0] = f[1]
+        spectrum /= np.sqrt(f) if colour == "pink" else f
+        x = np.fft.irfft(spectrum, n)
+    return (x / (np.sqrt(np.mean(x**2)) + 1e-12)).astype(np.float32)
+
+
+def synthetic_rir(rng: np.random.Generator, rt60_s: float) -> np.ndarray:
+    """An exponentially decaying noise impulse response with a direct path."""
+    n = int(rt60_s * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    rir = rng.standard_normal(n) * np.exp(-6.9 * t / rt60_s)
+    rir[0] = 1.0 / 0.3
+    return (rir / np.sqrt(np.sum(rir**2))).astype(np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x.astype(np.float64) ** 2) + 1e-12))
+
+
+@dataclass
+class Background:
+    """Real recordings to draw babble from (16 kHz float32), concatenated once."""
+
+    audio: np.ndarray
+
+    @classmethod
+    def from_files(cls, paths: Sequence[Path], max_seconds: float = 1800.0) -> "Background":
+        import soundfile as sf
+        import soxr
+
+        parts, total = [], 0
+        for p in paths:
+            x, rate = sf.read(str(p), dtype="float32", always_2d=True)
+            x = x.mean(axis=1)
+            if rate != SAMPLE_RATE:
+                x = soxr.resample(x, rate, SAMPLE_RATE)
+            if rms(x) > 1e-4:
+                parts.append(x / rms(x) * 0.1)
+                total += len(x)
+            if total > max_seconds * SAMPLE_RATE:
+                break
+        if not parts:
+            return cls(np.zeros(SAMPLE_RATE, np.float32))
+        return cls(np.concatenate(parts).astype(np.float32))
+
+    def babble(self, rng: np.random.Generator, n: int, talkers: int = 3) -> np.ndarray:
+        out = np.zeros(n, np.float32)
+        for _ in range(talkers):
+            start = int(rng.integers(0, max(1, len(self.audio) - n)))
+            seg = self.audio[start : start + n]
+            out[: len(seg)] += seg
+        return out / (rms(out) + 1e-12)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    clip_samples: int = 24_000
+    speed_range: tuple[float, float] = (0.9, 1.1)
+    gain_db_range: tuple[float, float] = (-12.0, 3.0)
+    reverb_p: float = 0.3
+    noise_p: float = 0.8
+    snr_db_range: tuple[float, float] = (0.0, 25.0)
+
+
+def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800) -> np.ndarray:
+    """Put ``word`` at a random position fully inside ``n`` samples (cropped if longer)."""
+    out = np.zeros(n, np.float32)
+    word = word[: n - 2 * margin]
+    start = int(rng.integers(margin, n - margin - len(word) + 1))
+    out[start : start + len(word)] = word
+    return out
+
+
+def add_noise(rng: np.random.Generator, clip: np.ndarray, snr_db: float, background: Background | None,
+              kind: str | None = None) -> np.ndarray:
+    kinds = ["white", "pink", "brown"] + (["babble", "babble"] if background is not None else [])
+    kind = kind or kinds[int(rng.integers(len(kinds)))]
+    noise = background.babble(rng, len(clip)) if kind == "babble" else coloured_noise(rng, len(clip), kind)
+    signal_rms = rms(clip[np.abs(clip) > 1e-4]) if np.any(np.abs(clip) > 1e-4) else 0.05
+    return clip + noise * signal_rms / (10 ** (snr_db / 20))
+
+
+def augment_word(rng: np.random.Generator, word: np.ndarray, config: AugmentConfig,
+                 background: Background | None) -> np.ndarray:
+    import soxr
+
+    speed = rng.uniform(*config.speed_range)
+    if abs(speed - 1.0) > 1e-3:
+        word = soxr.resample(word, SAMPLE_RATE * speed, SAMPLE_RATE).astype(np.float32)
+    if rng.random() < config.reverb_p:
+        rir = synthetic_rir(rng, rng.uniform(0.15, 0.7))
+        word = np.convolve(word, rir)[: len(word) + len(rir) // 4].astype(np.float32)
+    clip = place(rng, word, config.clip_samples)
+    clip *= 10 ** (rng.uniform(*config.gain_db_range) / 20)
+    if rng.random() < config.noise_p:
+        clip = add_noise(rng, clip, rng.uniform(*config.snr_db_range), background)
+    return np.clip(clip, -1.0, 1.0).astype(np.float32)
+
+
+def silence_clip(rng: np.random.Generator, config: AugmentConfig, background: Background | None) -> np.ndarray:
+    """A clip without any word: quiet or loud noise, or distant babble."""
+    n = config.clip_samples
+    level = 10 ** (rng.uniform(-70, -20) / 20)
+    kinds = ["white", "pink", "brown", "zero"] + (["babble"] if background is not None else [])
+    kind = kinds[int(rng.integers(len(kinds)))]
+    if kind == "zero":
+        return (rng.standard_normal(n) * 1e-4).astype(np.float32)
+    if kind == "babble":
+        return (background.babble(rng, n) * level).astype(np.float32)
+    return (coloured_noise(rng, n, kind) * level).astype(np.float32)

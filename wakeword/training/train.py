@@ -1,0 +1,313 @@
+"""``wakeword train``: synthesise, augment, embed, train a head, export to ONNX, evaluate.
+
+The head is a small MLP over the frozen speech-embedding front end's
+embeddings of a 1.5 s window (9 × 96 values). Every step is deterministic for
+a seed; synthesis and features are cached under ``cache_dir``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError, DependencyError
+from ..speech_embedding import ARCHITECTURE, EmbeddingFrontEnd, embedding_count, sha256_file
+from .augment import AugmentConfig, Background, add_noise, augment_word, place, silence_clip
+from .dataset import SILENCE, UNKNOWN, UNKNOWN_WORDS, Item, plan, synthesise_all, synthesise_item
+
+log = logging.getLogger(__name__)
+
+SAMPLE_RATE = 16_000
+FRONT_END_FILES = {"melspectrogram": "melspectrogram.onnx", "embedding": "embedding_model.onnx"}
+BACKGROUND_TRAIN_DIRS = ("/usr/share/asterisk/sounds/es_MX_f_Allison", "/usr/share/asterisk/sounds/it_IT_m_Carlo")
+
+
+def front_end_dir() -> Path:
+    """The shipped speech-embedding front end (``models/speech-embedding``)."""
+    from ..models import models_dir
+
+    return models_dir() / "speech-embedding"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    keywords: tuple[str, ...]
+    out: Path
+    wake_words: tuple[str, ...] = ()
+    cache_dir: Path = Path.home() / ".cache" / "wakeword"
+    seed: int = 0
+    per_keyword: int = 200
+    per_unknown_word: int = 12
+    test_per_keyword: int = 30
+    unknown_words: tuple[str, ...] = UNKNOWN_WORDS
+    copies: int = 3
+    silence_clips: int = 1500
+    epochs: int = 40
+    width: int = 192
+    window_samples: int = 24_000
+    hop_ms: int = 80
+    festival: bool = True
+    background_dirs: tuple[str, ...] = BACKGROUND_TRAIN_DIRS
+    threads: int = 2
+    force: bool = False
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if not self.keywords:
+            raise ConfigError("train: at least one keyword is needed")
+        if embedding_count(self.window_samples) < 1:
+            raise ConfigError("train: window too short for the front end")
+        if self.hop_ms % 80:
+            raise ConfigError("train: hop_ms must be a multiple of 80 ms (the embedding stride)")
+
+
+def _background(paths: Sequence[str]) -> Background | None:
+    files = [p for d in paths if Path(d).is_dir() for p in sorted(Path(d).rglob("*.wav"))]
+    if not files:
+        log.warning("no real-speech background found (%s); using synthetic noise only", ", ".join(paths))
+        return None
+    return Background.from_files(files)
+
+
+def _label_index(labels: Sequence[str]) -> dict[str, int]:
+    return {label: i for i, label in enumerate(labels)}
+
+
+def build_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
+                labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
+                silence: int = 0, seed_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Clips and label indices for one split. Train clips are augmented; test clips placed clean (+ fixed noise)."""
+    rng = np.random.default_rng([config.seed, seed_offset, hash(split) % 1000])
+    index = _label_index(labels)
+    clips, y = [], []
+    for item in items:
+        if item.split != split:
+            continue
+        word = synthesise_item(config.cache_dir, item)
+        for _ in range(copies):
+            if split == "test":
+                clip = place(rng, word, config.window_samples)
+                if snr_db is not None:
+                    clip = np.clip(add_noise(rng, clip, snr_db, background, noise_kind), -1, 1).astype(np.float32)
+            else:
+                clip = augment_word(rng, word, config.augment, background)
+            clips.append(clip)
+            y.append(index[item.label])
+    for _ in range(silence):
+        clips.append(silence_clip(rng, config.augment, background))
+        y.append(index[SILENCE])
+    if not clips:
+        return np.zeros((0, config.window_samples), np.float32), np.zeros(0, np.int64)
+    return np.stack(clips).astype(np.float32), np.array(y, dtype=np.int64)
+
+
+def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
+    out = []
+    step = 256
+    for i in range(0, len(clips), step):
+        out.append(frontend.batch(clips[i : i + step]))
+        if progress and (i // step) % 10 == 0:
+            progress(f"embedding {min(i + step, len(clips))}/{len(clips)}")
+    return np.concatenate(out) if out else np.zeros((0, embedding_count(clips.shape[1]), 96), np.float32)
+
+
+def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
+                     frontend: EmbeddingFrontEnd, key_extra: str, progress) -> tuple[np.ndarray, np.ndarray]:
+    key = hashlib.sha256((json.dumps(asdict(config), default=str, sort_keys=True) + key_extra).encode()).hexdigest()[:16]
+    path = config.cache_dir / "features" / f"{name}-{key}.npz"
+    if path.exists():
+        data = np.load(path)
+        return data["x"], data["y"]
+    clips, y = make()
+    x = embed(frontend, clips, progress)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, x=x, y=y)
+    tmp.replace(path)
+    return x, y
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError as e:
+        raise DependencyError("training needs torch: pip install 'wakeword[train]'") from e
+    return torch
+
+
+def make_head(n_frames: int, n_labels: int, width: int, layers: int = 3):
+    """A temporal CNN over the embedding sequence, mean- and max-pooled: it measured better on
+    held-out voices than a flat MLP over the same 9 x 96 values (75-76% vs 66%, first comparison)."""
+    torch = _torch()
+    nn = torch.nn
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = nn.LayerNorm(96)
+            blocks: list = []
+            channels = 96
+            for _ in range(layers):
+                blocks += [nn.Conv1d(channels, width, 3, padding=1), nn.BatchNorm1d(width), nn.GELU(), nn.Dropout(0.2)]
+                channels = width
+            self.conv = nn.Sequential(*blocks)
+            self.out = nn.Linear(2 * width, n_labels)
+
+        def forward(self, x):
+            h = self.conv(self.norm(x).transpose(1, 2))
+            return self.out(torch.cat([h.mean(dim=2), h.amax(dim=2)], dim=1))
+
+    return Head()
+
+
+def train_head(config: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
+               n_labels: int, progress: Callable[[str], None]):
+    torch = _torch()
+    torch.manual_seed(config.seed)
+    torch.set_num_threads(config.threads)
+    model = make_head(x.shape[1], n_labels, config.width)
+    counts = np.bincount(y, minlength=n_labels).astype(np.float64)
+    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_labels, dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-2)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=config.epochs * ((len(x) + 255) // 256))
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    xvt = torch.from_numpy(xv)
+    gen = torch.Generator().manual_seed(config.seed)
+    best, best_state = -1.0, None
+    for epoch in range(config.epochs):
+        model.train()
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(perm), 256):
+            idx = perm[i : i + 256]
+            xb = xt[idx]
+            loss = loss_fn(model(xb), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        model.eval()
+        with torch.no_grad():
+            acc = float((model(xvt).argmax(1).numpy() == yv).mean()) if len(yv) else 0.0
+        if acc >= best:
+            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+        progress(f"epoch {epoch + 1}/{config.epochs}: loss {float(loss):.3f}, val accuracy {acc:.4f}")
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, best
+
+
+def export_head(model, n_frames: int, path: Path) -> None:
+    torch = _torch()
+    dummy = torch.zeros(1, n_frames, 96)
+    torch.onnx.export(model, (dummy,), str(path), input_names=["embeddings"], output_names=["logits"],
+                      dynamic_axes={"embeddings": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+
+
+def quantize_head(src: Path, dst: Path) -> None:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+
+
+def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    logits = np.concatenate([sess.run(None, {"embeddings": x[i : i + 1024]})[0] for i in range(0, len(x), 1024)])
+    return float((logits.argmax(1) == y).mean())
+
+
+def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.info("%s", m)) -> dict:
+    """The whole pipeline; returns the metrics written to ``metrics.json``."""
+    t0 = time.time()
+    out = Path(config.out)
+    if out.exists() and any(out.iterdir()) and not config.force:
+        raise ConfigError(f"{out}: exists and is not empty; pass --force to overwrite it")
+    labels = tuple(config.keywords) + (SILENCE, UNKNOWN)
+    items = plan(config.keywords, config.seed, config.per_keyword, config.per_unknown_word, config.test_per_keyword,
+                 config.unknown_words, with_festival=config.festival)
+    progress(f"plan: {len(items)} clips to synthesise or reuse")
+    last = [0.0]
+
+    def synth_progress(n: int, total: int) -> None:
+        if time.time() - last[0] > 5 or n == total:
+            last[0] = time.time()
+            progress(f"synthesised {n}/{total}")
+
+    items = synthesise_all(items, config.cache_dir, progress=synth_progress)
+    fe_dir = front_end_dir()
+    frontend = EmbeddingFrontEnd(fe_dir / FRONT_END_FILES["melspectrogram"], fe_dir / FRONT_END_FILES["embedding"],
+                                 threads=config.threads, cache_size=0)
+    background = _background(config.background_dirs) if config.background_dirs else None
+
+    def feats(name, split, copies, silence=0, snr=None, kind=None, offset=0):
+        return _cached_features(
+            config, name,
+            lambda: build_clips(config, items, split, background, labels, copies, snr, kind, silence, offset),
+            frontend, f"{name}:{len(items)}", progress)
+
+    x, y = feats("train", "train", config.copies, silence=config.silence_clips)
+    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1)
+    progress(f"features: train {x.shape}, val {xv.shape}")
+    model, val_acc = train_head(config, x, y, xv, yv, len(labels), progress)
+
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    export_head(model, x.shape[1], tmp / "head.onnx")
+    quantize_head(tmp / "head.onnx", tmp / "head.int8.onnx")
+    for name in FRONT_END_FILES.values():
+        shutil.copy2(fe_dir / name, tmp / name)
+    shutil.copy2(fe_dir / "LICENSE", tmp / "LICENSE.speech-embedding")
+
+    metrics: dict = {"val_accuracy": val_acc}
+    test_sets = {"clean": (None, None), "snr10": (10.0, "pink"), "snr0": (0.0, "pink")}
+    for head in ("head.onnx", "head.int8.onnx"):
+        for name, (snr, kind) in test_sets.items():
+            xt, yt = feats(f"test-{name}", "test", 1, silence=100, snr=snr, kind=kind, offset=2)
+            metrics[f"{head}:{name}"] = onnx_accuracy(tmp / head, xt, yt)
+    int8_ok = metrics["head.int8.onnx:clean"] >= metrics["head.onnx:clean"] - 0.005
+    files = {
+        "melspectrogram": FRONT_END_FILES["melspectrogram"],
+        "embedding": FRONT_END_FILES["embedding"],
+        "head": "head.onnx",
+        "head_int8": "head.int8.onnx",
+    }
+    manifest = {
+        "format": "wakeword-model/1",
+        "architecture": ARCHITECTURE,
+        "labels": list(labels),
+        "keywords": list(config.wake_words or config.keywords),
+        "sampling_rate": SAMPLE_RATE,
+        "window_samples": config.window_samples,
+        "hop_ms": config.hop_ms,
+        "default_head": "head_int8" if int8_ok else "head",
+        "files": {k: {"path": v, "sha256": sha256_file(tmp / v)} for k, v in files.items()},
+        "training": {
+            "seed": config.seed, "per_keyword": config.per_keyword, "per_unknown_word": config.per_unknown_word,
+            "test_per_keyword": config.test_per_keyword, "unknown_words": list(config.unknown_words),
+            "festival": config.festival, "copies": config.copies,
+            "epochs": config.epochs, "width": config.width, "clips_train": int(len(x)), "clips_val": int(len(xv)),
+            "voices": "piper joe + espeak-ng (train); held-out espeak variants/accent + festival (test)",
+        },
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    metrics["seconds"] = round(time.time() - t0, 1)
+    metrics["default_head"] = manifest["default_head"]
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    progress(f"model written to {out} in {metrics['seconds']} s")
+    return metrics

