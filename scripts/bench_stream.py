@@ -213,7 +213,7 @@ def markdown(rows: list[Row], info: dict[str, object]) -> str:
         f"machine: {info['cpu']}, {info['cores']} cores, Python {info['python']}, numpy {info['numpy']}, "
         f"load {info['load_1min_at_start']} at start; source: {rows[0].source}; {info['speech']}",
         f"{rows[0].audio_s / 60:.1f} min of audio per stream, {rows[0].repeats} repeats; "
-        "block = one 100 ms hop; CPU vs (c): CPU time relative to gate off with the classifier",
+        f"block = one {info.get('hop_ms', '?')} ms hop; CPU vs (c): CPU time relative to gate off with the classifier",
         "",
         "| case | stream | gate | classifier | × real time | CPU s / audio h | hops classified "
         "| CPU vs (c) | block p50 ms | p95 ms | p99 ms |",
@@ -276,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         row.cpu_vs_gate_off = row.cpu_s_per_audio_h / baseline
 
-    info = {**machine(), "speech": speech_note}
+    info = {**machine(), "speech": speech_note, "hop_ms": Engine(classifier).hop_samples * 1000 // SAMPLE_RATE}
     if args.json:
         print(json.dumps({"machine": info, "rows": [asdict(r) for r in rows]}, indent=2))
     else:

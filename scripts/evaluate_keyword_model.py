@@ -248,7 +248,7 @@ def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path) ->
 def latency(model_dir: Path) -> dict:
     out = {}
     rng = np.random.default_rng(0)
-    audio = (0.1 * rng.standard_normal(SR * 30)).astype(np.float32)
+    audio = (0.1 * rng.standard_normal(SR * 60)).astype(np.float32)
     for precision in ("int8", "fp32"):
         clf = SpeechEmbeddingClassifier(model_dir, precision=precision, threads=1)
         w = clf.window_samples
