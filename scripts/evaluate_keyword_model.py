@@ -171,9 +171,11 @@ def real_speech_stream(rng: np.random.Generator, insert: list[np.ndarray] | None
     return np.concatenate(parts), spans
 
 
-def score_trace(model_dir: Path, audio: np.ndarray, keyword: str) -> tuple[list, Engine]:
-    """Per-hop (gate open?, scores) with the real engine, so any threshold can be replayed."""
-    clf = SpeechEmbeddingClassifier(model_dir)
+def score_trace(model_dir, audio: np.ndarray, keyword: str) -> tuple[list, Engine]:
+    """Per-hop (gate open?, scores) with the real engine, so any threshold can be replayed.
+
+    ``model_dir`` is a model directory or a ready classifier."""
+    clf = SpeechEmbeddingClassifier(model_dir) if isinstance(model_dir, (str, Path)) else model_dir
     trace = []
     engine = Engine(clf, EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=1.0)))
     original = engine._process_hop

@@ -19,7 +19,7 @@ def tiny_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     out = root / "model"
     cmd = [
-        sys.executable, "-m", "wakeword", "train", "yes", "stop", "--out", str(out), "--cache", str(root / "cache"),
+        sys.executable, "-m", "wakeword", "train", "yes", "go home", "--out", str(out), "--cache", str(root / "cache"),
         "--samples", "6", "--unknown-samples", "1", "--test-samples", "2", "--copies", "1", "--silence-clips", "8",
         "--epochs", "1", "--no-festival", "--no-background",
     ]
@@ -33,7 +33,8 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
 
     out, proc, _ = tiny_model
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["labels"] == ["yes", "stop", "_silence_", "_unknown_"]
+    assert manifest["labels"] == ["yes", "go home", "_silence_", "_unknown_"]
+    assert manifest["window_samples"] == 32_000  # a phrase gets a 2 s window
     for entry in manifest["files"].values():
         assert sha256_file(out / entry["path"]) == entry["sha256"]
     metrics = json.loads((out / "metrics.json").read_text())

@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -67,6 +67,8 @@ class TrainConfig:
             raise ConfigError("train: window too short for the front end")
         if self.hop_ms % 80:
             raise ConfigError("train: hop_ms must be a multiple of 80 ms (the embedding stride)")
+        if self.augment.clip_samples != self.window_samples:  # training clips are exactly one model window
+            object.__setattr__(self, "augment", replace(self.augment, clip_samples=self.window_samples))
 
 
 def _background(paths: Sequence[str]) -> Background | None:
