@@ -203,3 +203,17 @@ def test_reset_starts_a_new_stream(stream):
     first = engine.run(ArraySource(stream))
     engine.reset()
     assert engine.run(ArraySource(stream)) == first
+
+
+def test_realtime_pacing_delivers_a_file_no_faster_than_real_time(tmp_path):
+    path = tmp_path / "one_second.wav"
+    sf.write(path, tone_stream([(440.0, 0.2, 0.5)], duration_s=1.0), SR)
+    t0 = time.monotonic()
+    paced = sum(len(b) for b in FileSource(path, block_frames=1600, realtime=True).blocks())
+    paced_s = time.monotonic() - t0
+    t0 = time.monotonic()
+    unpaced = sum(len(b) for b in FileSource(path, block_frames=1600).blocks())
+    unpaced_s = time.monotonic() - t0
+    assert paced == unpaced == SR
+    assert paced_s >= 0.85  # the last block may arrive up to one block early
+    assert unpaced_s < paced_s / 4
