@@ -270,7 +270,7 @@ def test_memory_stays_flat_over_many_windows(ast_dir):
     tracemalloc.start()
     try:
         first = tracemalloc.take_snapshot()
-        for _ in range(1000):
+        for _ in range(500):
             c.scores(window)
         growth = sum(s.size_diff for s in tracemalloc.take_snapshot().compare_to(first, "filename"))
     finally:

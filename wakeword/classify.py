@@ -62,7 +62,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--top-k", type=_positive_int, default=5, help="labels per file (5)")
     p.add_argument(
-        "--threads", type=_positive_int, default=None, help="ONNX Runtime threads (default: min(2, cores))"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="ONNX Runtime threads (default: 1 on up to 2 cores, else 2)",
     )
     p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p

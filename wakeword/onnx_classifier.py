@@ -41,12 +41,18 @@ PRECISIONS = ("int8", "fp32")
 
 
 def default_threads() -> int:
-    """Intra-op threads for 1-4 core devices: at most 2, so audio capture and VAD keep a core."""
+    """Intra-op threads for 1-4 core devices: 1 on up to 2 cores, else 2.
+
+    Audio capture, the VAD and the engine keep a core of their own. On a
+    2-core machine a second ORT thread did not pay: the Speech Commands AST
+    took 41 ms per window in int8 with 1 thread and 64 ms with 2
+    (scripts/bench_ast.py).
+    """
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
-    return max(1, min(2, cores))
+    return 1 if cores <= 2 else 2
 
 
 def _sha256(data: bytes | Path) -> str:
