@@ -181,9 +181,11 @@ def _load_directory(path: Path, threads: int | None) -> Classifier:
 
     if architecture == ARCHITECTURE:
         return SpeechEmbeddingClassifier(path, threads=threads)
-    if "onnx" not in CLASSIFIERS:
-        _import_onnx_backend()
-    return CLASSIFIERS["onnx"](str(path))
+    try:
+        from .onnx_classifier import OnnxClassifier
+    except ImportError as e:
+        raise ModelError(f"the ONNX classifier backend is unavailable: {e}") from e
+    return OnnxClassifier(path, threads=threads)
 
 
 def _import_onnx_backend() -> None:

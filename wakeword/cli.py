@@ -214,7 +214,7 @@ def _run_external(module_name: str, command: str, argv: Sequence[str]) -> int:
     import importlib
 
     module = importlib.import_module(module_name)
-    parser = _Parser(prog=f"wakeword {command}")
+    parser = _Parser(prog="wakeword")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     module.add_parser(sub)
     args = parser.parse_args([command, *argv])
