@@ -99,6 +99,18 @@ def test_capture_ignores_hops_before_its_start_and_restarts():
     assert result.start_sample == 20 * HOP and result.end_sample == 23 * HOP
 
 
+def test_end_of_stream_returns_the_command_so_far():
+    cap = CommandCapture()
+    assert cap.end_of_stream() is None
+    cap.start(HOP)
+    assert cap.end_of_stream() is None and not cap.active  # nothing heard yet
+    cap.start(HOP)
+    feed(cap, HOP, "0111")
+    result = cap.end_of_stream()
+    assert (result.start_sample, result.end_sample, result.reason) == (HOP, 5 * HOP, "eof")
+    assert result.speech_samples == 3 * HOP and not cap.active
+
+
 @pytest.mark.parametrize("kwargs", [{"silence_s": 0}, {"max_s": 60}, {"min_speech_s": -1}, {"min_speech_s": 5, "max_s": 2}])
 def test_capture_config_is_validated(kwargs):
     with pytest.raises(ConfigError):

@@ -100,7 +100,8 @@ class CaptureConfig:
 @dataclass(frozen=True)
 class CaptureResult:
     """The command is samples ``[start_sample, end_sample)``. ``speech_end_sample``: end of the
-    last speech hop (where "end of speech" latency starts). ``reason``: ``"silence"`` or ``"max"``."""
+    last speech hop (where "end of speech" latency starts). ``reason``: ``"silence"``, ``"max"`` or
+    ``"eof"`` (the stream ended first)."""
 
     start_sample: int
     end_sample: int
@@ -170,6 +171,13 @@ class CommandCapture:
         if hop_end_sample - start >= cfg.max_samples:
             return self._finish(start + cfg.max_samples, "max")
         return None
+
+    def end_of_stream(self) -> CaptureResult | None:
+        """The stream ended while capturing: the command so far (``reason="eof"``), or None if idle."""
+        if self.start_sample is None or self._last_sample <= self.start_sample:
+            self.reset_states()
+            return None
+        return self._finish(self._last_sample, "eof")
 
     def _finish(self, end_sample: int, reason: str) -> CaptureResult:
         assert self.start_sample is not None
