@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up wakeword on a fresh Debian/Ubuntu machine: system libraries, then a virtualenv in .venv.
-#   bash scripts/install.sh          runtime only (torch-free)
+#   bash scripts/install.sh          runtime (torch-free) with the Whisper hand-off
 #   bash scripts/install.sh dev      + export extra (torch CPU, transformers, optimum) and test tools
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,7 +29,7 @@ python3 -m venv .venv
 if [ "$extras" = "dev" ]; then
     # torch first and pinned: the CPU build; an unpinned torch pulls a multi-GB CUDA build
     .venv/bin/pip install -q "torch==2.13.0"
-    .venv/bin/pip install -q -e ".[export,train,dev]"
+    .venv/bin/pip install -q -e ".[export,train,whisper,dev]"
 else
-    .venv/bin/pip install -q -e .
+    .venv/bin/pip install -q -e ".[whisper]"
 fi

@@ -17,7 +17,7 @@ from conftest import BURSTS, SR, run_cli_torch_free
 def wakeword(*args: str, stdin: bytes | None = None, cwd=None) -> subprocess.CompletedProcess:
     """Run the CLI; ``run`` and ``listen`` get the deterministic tone classifier unless a model is named."""
     if args and args[0] in ("run", "listen") and "--model" not in args and "--help" not in args:
-        args = (*args, "--model", "tone")
+        args = (*args, "--model", "tone", "--no-handoff")
     return subprocess.run(
         [sys.executable, "-m", "wakeword", *args], input=stdin, capture_output=True, timeout=120, cwd=cwd
     )
@@ -159,5 +159,5 @@ def test_help_everywhere(command):
 
 
 def test_running_the_engine_imports_neither_torch_nor_transformers(stream_wav):
-    out = run_cli_torch_free("run", "--input", stream_wav, "--json", "--model", "tone")
+    out = run_cli_torch_free("run", "--input", stream_wav, "--json", "--model", "tone", "--no-handoff")
     assert '"keyword": "marvin"' in out

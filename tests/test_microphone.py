@@ -338,7 +338,7 @@ def reference_events(filemic) -> list[tuple[str, float]]:
 def test_listen_on_the_virtual_microphone_detects_the_burst_on_time(filemic, duration_s):
     started = time.monotonic()
     proc = wakeword(
-        filemic["home"], "listen", "--device", "filemic", "--duration-s", str(duration_s), "--json", "--model", "tone"
+        filemic["home"], "listen", "--device", "filemic", "--duration-s", str(duration_s), "--json", "--model", "tone", "--no-handoff"
     )
     wall_s = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr.decode()
@@ -354,7 +354,7 @@ def test_listen_on_the_virtual_microphone_detects_the_burst_on_time(filemic, dur
 
 @requires_portaudio
 def test_listen_on_an_unknown_device_is_a_one_line_error(filemic):
-    proc = wakeword(filemic["home"], "listen", "--device", "nosuchmic", "--duration-s", "1", "--model", "tone")
+    proc = wakeword(filemic["home"], "listen", "--device", "nosuchmic", "--duration-s", "1", "--model", "tone", "--no-handoff")
     lines = stderr_lines(proc)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr.decode()

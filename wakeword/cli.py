@@ -24,6 +24,7 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("wakeword.export", "export a Hugging Face audio classifier to (quantized) ONNX"),
     "classify": ("wakeword.classify", "classify whole clips with a model"),
     "train": ("wakeword.training.cli", "train a keyword model from synthetic speech"),
+    "transcribe": ("wakeword.transcribe_cli", "run the Whisper stage alone on a file (language ID + text)"),
 }
 
 
@@ -65,6 +66,16 @@ def _add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--vad-aggressiveness", type=int, default=S, choices=range(4), help="webrtcvad mode 0-3 (2)")
     g.add_argument("--vad-frame-ms", type=int, default=S, choices=(10, 20, 30), help="VAD frame length (30)")
     g.add_argument("--vad-hangover-ms", type=int, default=S, help="keep the gate open after speech (300)")
+    g = p.add_argument_group("hand-off: the command after the wake word, to Whisper")
+    g.add_argument("--no-handoff", dest="handoff", action="store_false", default=S,
+                   help="detect only; do not capture and transcribe the command")
+    g.add_argument("--language", default=S, help="force the command's language (ISO code, e.g. fr)")
+    g.add_argument("--languages", default=S, help="restrict language ID to these, e.g. en,fr,de")
+    g.add_argument("--asr-model", default=S, help="base (shipped in a wheel), a hub name, or a CTranslate2 dir")
+    g.add_argument("--compute-type", default=S, help="CTranslate2 compute type (int8)")
+    g.add_argument("--beam-size", type=int, default=S, help="Whisper beam size (1)")
+    g.add_argument("--command-silence-s", type=float, default=S, help="silence that ends a command (0.8)")
+    g.add_argument("--command-max-s", type=float, default=S, help="longest command (10)")
     g = p.add_argument_group("output and configuration")
     g.add_argument("--json", action="store_true", default=S, help="print one JSON object per event")
     g.add_argument("--config", help="TOML file whose keys match these flags (hop_ms = 80, ...)")
@@ -138,7 +149,17 @@ def _make_engine(settings: Settings):
     from .classifier import load_classifier
     from .engine import Engine
 
-    return Engine(load_classifier(settings.model), settings.engine_config())
+    classifier = load_classifier(settings.model)
+    transcriber = None
+    if settings.handoff:
+        from .handoff import make_transcriber
+
+        transcriber = make_transcriber(
+            "faster-whisper", model=settings.asr_model, compute_type=settings.compute_type,
+            beam_size=settings.beam_size,
+        )
+    return Engine(classifier, settings.engine_config(), transcriber=transcriber, language=settings.language,
+                  languages=settings.languages)
 
 
 def _emit_events(engine, source, as_json: bool) -> int:
@@ -147,9 +168,12 @@ def _emit_events(engine, source, as_json: bool) -> int:
     out = sys.stdout
     count = 0
     for event in engine.stream(source):
-        count += 1
+        count += event.kind == "detection"
         if as_json:
             out.write(event_to_json(event) + "\n")
+        elif event.kind == "transcript":
+            out.write(f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} "
+                      f"[{event.language} {event.language_probability:.2f}] {event.text}\n")
         else:
             out.write(f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} {event.score:.3f}\n")
         out.flush()

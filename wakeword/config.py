@@ -16,6 +16,7 @@ from typing import Any
 
 from .detector import DetectorConfig
 from .engine import EngineConfig
+from .handoff import CaptureConfig
 from .errors import ConfigError
 from .vad import VadConfig
 
@@ -40,6 +41,15 @@ class Settings:
     vad_aggressiveness: int = 2
     vad_frame_ms: int = 30
     vad_hangover_ms: int = 300
+    # hand-off to Whisper
+    handoff: bool = True
+    language: str | None = None
+    languages: tuple[str, ...] | None = None
+    asr_model: str = "base"
+    compute_type: str = "int8"
+    beam_size: int = 1
+    command_silence_s: float = 0.8
+    command_max_s: float = 10.0
     # sources
     device: str | None = None
     block_ms: float = 50.0
@@ -73,6 +83,7 @@ class Settings:
                 refractory_s=self.refractory_s,
                 keywords=self.keywords,
             ),
+            handoff=CaptureConfig(silence_s=self.command_silence_s, max_s=self.command_max_s),
         )
 
     @classmethod
@@ -103,10 +114,11 @@ class Settings:
         return Settings.from_mapping({**self.to_mapping(), **values}, origin)
 
 
-_INTS = {"smoothing_hops", "hop_ms", "vad_aggressiveness", "vad_frame_ms", "vad_hangover_ms", "rate", "channels"}
-_FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms"}
-_BOOLS = {"vad", "realtime", "json"}
-_STRS = {"model", "format"}
+_INTS = {"smoothing_hops", "hop_ms", "vad_aggressiveness", "vad_frame_ms", "vad_hangover_ms", "rate", "channels",
+         "beam_size"}
+_FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms", "command_silence_s", "command_max_s"}
+_BOOLS = {"vad", "realtime", "json", "handoff"}
+_STRS = {"model", "format", "language", "asr_model", "compute_type"}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -133,11 +145,11 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise bad("a device index or name")
         return str(value)
-    if name == "keywords":
+    if name in ("keywords", "languages"):
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise bad("a list of keyword names")
+            raise bad("a list of names")
         return tuple(value)
     if name == "thresholds":
         if not isinstance(value, dict):

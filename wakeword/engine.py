@@ -21,7 +21,8 @@ from .buffer import RingBuffer
 from .classifier import Classifier
 from .detector import Detector, DetectorConfig
 from .errors import ConfigError, ModelError
-from .events import Detection, Event
+from .events import Detection, Event, Transcript
+from .handoff import CaptureConfig, CommandCapture, Transcriber, TranscriptWorker
 from .vad import VadConfig, VadGate
 
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
@@ -36,12 +37,14 @@ ANY_KEYWORD = "*"
 class EngineConfig:
     """``hop_ms``: how often the classifier runs while the gate is open (None:
     the model's preferred hop, else 100 ms). ``preroll_s``: audio kept in the
-    ring buffer beyond the classifier window."""
+    ring buffer beyond the classifier window. ``handoff``: how the command
+    after a wake word is captured for the transcriber given to the engine."""
 
     hop_ms: int | None = None
     preroll_s: float = 2.0
     vad: VadConfig = field(default_factory=VadConfig)
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    handoff: CaptureConfig = field(default_factory=CaptureConfig)
     callback_queue: int = 256
 
     def __post_init__(self) -> None:
@@ -66,6 +69,8 @@ class EngineStats:
     detections: int = 0
     callback_errors: int = 0
     callbacks_dropped: int = 0
+    commands: int = 0
+    transcripts: int = 0
 
     @property
     def audio_s(self) -> float:
@@ -73,9 +78,23 @@ class EngineStats:
 
 
 class Engine:
-    """Runs one classifier over one stream at a time. Not thread-safe: feed it from one thread."""
+    """Runs one classifier over one stream at a time. Not thread-safe: feed it from one thread.
 
-    def __init__(self, classifier: Classifier, config: EngineConfig = EngineConfig()) -> None:
+    With a ``transcriber``, the command spoken after each detection is
+    captured (until ``config.handoff.silence_s`` of silence or ``max_s``) and
+    transcribed on a worker thread; its :class:`Transcript` comes out of a
+    later ``process`` call (or of ``flush`` at the end of a stream), so the
+    audio path never waits for Whisper.
+    """
+
+    def __init__(
+        self,
+        classifier: Classifier,
+        config: EngineConfig = EngineConfig(),
+        transcriber: Transcriber | None = None,
+        language: str | None = None,
+        languages: tuple[str, ...] | None = None,
+    ) -> None:
         if classifier.sample_rate != SAMPLE_RATE:
             raise ModelError(
                 f"the model expects {classifier.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
@@ -86,6 +105,8 @@ class Engine:
         self.hop_samples = SAMPLE_RATE * hop_ms // 1000
         self.window_samples = int(classifier.window_samples)
         capacity = self.window_samples + int(round(config.preroll_s * SAMPLE_RATE))
+        if transcriber is not None:  # the whole command must still be in the ring when it ends
+            capacity += config.handoff.max_samples
         self.ring = RingBuffer(max(capacity, self.hop_samples))
         self.reframer = Reframer(self.hop_samples)
         self.gate = VadGate(config.vad)
@@ -94,6 +115,15 @@ class Engine:
         )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}
+        self._transcript_callbacks: list[Callback] = []
+        self.capture = CommandCapture(config.handoff)
+        self._capture_keyword = ""
+        self._transcripts: queue.SimpleQueue[Transcript] = queue.SimpleQueue()
+        self.worker = (
+            TranscriptWorker(transcriber, self._transcripts.put, language=language, languages=languages)
+            if transcriber is not None
+            else None
+        )
         self._dispatch_queue: queue.Queue[tuple[Callback, Event] | None] | None = None
         self._dispatcher: threading.Thread | None = None
 
@@ -110,7 +140,9 @@ class Engine:
         events: list[Event] = []
         for hop in self.reframer.push(block):
             events.extend(self._process_hop(hop))
-        if events and self._callbacks:
+        if self.worker is not None:
+            events.extend(self._finished_transcripts())
+        if events and (self._callbacks or self._transcript_callbacks):
             for event in events:
                 self._dispatch(event)
         return events
@@ -118,14 +150,50 @@ class Engine:
     def _process_hop(self, hop: np.ndarray) -> list[Detection]:
         self.stats.hops += 1
         self.ring.write(hop)
-        if not self.gate.update(hop):
+        gate_open = self.gate.update(hop)
+        if self.capture.active:
+            self._submit(self.capture.update(self.ring.total, self.gate.hop_had_speech))
+        if not gate_open:
             self.detector.idle()
             return []
         self.stats.classified_hops += 1
         scores = self.classifier.scores(self.ring.latest(self.window_samples))
         detections = self.detector.update(scores, self.ring.total)
         self.stats.detections += len(detections)
+        if detections and self.worker is not None and not self.capture.active:
+            self._capture_keyword = detections[0].keyword
+            self.capture.start(detections[0].sample)
         return detections
+
+    def _submit(self, command) -> None:
+        """Hand a finished command to the worker (a copy of its audio; never blocks)."""
+        if command is None or not command.has_speech or self.worker is None:
+            return
+        audio = self.ring.since(command.start_sample)[: command.end_sample - command.start_sample]
+        if self.worker.submit(self._capture_keyword, command.start_sample, command.end_sample, audio):
+            self.stats.commands += 1
+
+    def _finished_transcripts(self) -> list[Transcript]:
+        out: list[Transcript] = []
+        while True:
+            try:
+                out.append(self._transcripts.get_nowait())
+            except queue.Empty:
+                break
+        self.stats.transcripts += len(out)
+        return out
+
+    def flush(self) -> list[Event]:
+        """End of stream: hand off a command still being spoken and wait for every transcript."""
+        if self.worker is None:
+            return []
+        self._submit(self.capture.end_of_stream())
+        self.worker.wait()
+        events: list[Event] = list(self._finished_transcripts())
+        for event in events:
+            if self._transcript_callbacks:
+                self._dispatch(event)
+        return events
 
     def reset(self) -> None:
         """Start a new stream: clock, buffers, VAD and detector state back to zero."""
@@ -133,6 +201,7 @@ class Engine:
         self.reframer.reset()
         self.gate.reset_states()
         self.detector.reset_states()
+        self.capture.reset_states()
         self.stats = EngineStats()
 
     def stream(self, source: AudioSource) -> Iterator[Event]:
@@ -140,6 +209,7 @@ class Engine:
         try:
             for block in source.blocks():
                 yield from self.process(block)
+            yield from self.flush()
         finally:
             source.close()
 
@@ -164,6 +234,12 @@ class Engine:
         self._start_dispatcher()
         return fn
 
+    def on_transcript(self, fn: Callback) -> Callback:
+        """Call ``fn(transcript)`` for every transcribed command, on the dispatcher thread."""
+        self._transcript_callbacks.append(fn)
+        self._start_dispatcher()
+        return fn
+
     def _start_dispatcher(self) -> None:
         if self._dispatcher is not None:
             return
@@ -172,9 +248,13 @@ class Engine:
         self._dispatcher.start()
 
     def _dispatch(self, event: Event) -> None:
-        assert self._dispatch_queue is not None
-        keyword = getattr(event, "keyword", None)
-        for fn in (*self._callbacks.get(keyword or "", ()), *self._callbacks.get(ANY_KEYWORD, ())):
+        if self._dispatch_queue is None:
+            return
+        if isinstance(event, Transcript):
+            targets: tuple[Callback, ...] = tuple(self._transcript_callbacks)
+        else:
+            targets = (*self._callbacks.get(event.keyword, ()), *self._callbacks.get(ANY_KEYWORD, ()))
+        for fn in targets:
             try:
                 self._dispatch_queue.put_nowait((fn, event))
             except queue.Full:
@@ -202,7 +282,11 @@ class Engine:
             self._dispatch_queue.join()
 
     def close(self) -> None:
-        """Run the queued callbacks, then stop the dispatcher thread."""
+        """Finish queued transcriptions and callbacks, then stop the worker and dispatcher threads."""
+        if self.worker is not None:
+            self.worker.close()
+            for event in self._finished_transcripts():
+                self._dispatch(event)
         if self._dispatcher is not None and self._dispatch_queue is not None:
             self._dispatch_queue.put(None)
             self._dispatcher.join()

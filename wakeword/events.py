@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Union
 
-__all__ = ["Detection", "Event", "event_to_dict", "event_to_json"]
+__all__ = ["Detection", "Event", "Transcript", "event_to_dict", "event_to_json"]
 
 SAMPLE_RATE = 16_000
 
@@ -30,7 +30,32 @@ class Detection:
         return self.sample / SAMPLE_RATE
 
 
-Event = Union[Detection]
+@dataclass(frozen=True)
+class Transcript:
+    """The command spoken after ``keyword``, samples ``[start_sample, end_sample)``, as Whisper heard it.
+
+    ``latency_s``: from the end of the command (submission to the worker) to the result.
+    """
+
+    keyword: str
+    language: str
+    language_probability: float
+    text: str
+    start_sample: int
+    end_sample: int
+    latency_s: float
+
+    kind = "transcript"
+
+    @property
+    def time_s(self) -> float:
+        return self.end_sample / SAMPLE_RATE
+
+    def to_dict(self) -> dict[str, object]:
+        return event_to_dict(self)
+
+
+Event = Union[Detection, Transcript]
 
 
 def event_to_dict(event: Event) -> dict[str, object]:
@@ -41,6 +66,17 @@ def event_to_dict(event: Event) -> dict[str, object]:
             "keyword": event.keyword,
             "score": round(float(event.score), 4),
             "time_s": round(event.time_s, 3),
+        }
+    if isinstance(event, Transcript):
+        return {
+            "event": event.kind,
+            "keyword": event.keyword,
+            "language": event.language,
+            "language_probability": round(float(event.language_probability), 4),
+            "text": event.text,
+            "start_s": round(event.start_sample / SAMPLE_RATE, 3),
+            "end_s": round(event.end_sample / SAMPLE_RATE, 3),
+            "latency_s": round(event.latency_s, 3),
         }
     raise TypeError(f"not an event: {event!r}")
 

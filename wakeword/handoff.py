@@ -36,6 +36,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .errors import ConfigError, DependencyError, InvalidAudioError, ModelError
+from .events import Transcript
 
 __all__ = [
     "BASE_MODEL_SHA256",
@@ -460,40 +461,6 @@ def make_transcriber(name: str, **options: Any) -> Transcriber:
 
 
 # --- the worker thread ----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Transcript:
-    """The command after ``keyword``, spoken in samples ``[start_sample, end_sample)``.
-
-    ``latency_s``: from the job's submission (end of the command) to its result.
-    """
-
-    keyword: str
-    language: str
-    language_probability: float
-    text: str
-    start_sample: int
-    end_sample: int
-    latency_s: float
-
-    kind = "transcript"
-
-    @property
-    def time_s(self) -> float:
-        return self.end_sample / SAMPLE_RATE
-
-    def to_dict(self) -> dict[str, object]:
-        return {
-            "event": self.kind,
-            "keyword": self.keyword,
-            "language": self.language,
-            "language_probability": round(float(self.language_probability), 4),
-            "text": self.text,
-            "start_s": round(self.start_sample / SAMPLE_RATE, 3),
-            "end_s": round(self.end_sample / SAMPLE_RATE, 3),
-            "latency_s": round(self.latency_s, 3),
-        }
 
 
 @dataclass(frozen=True)

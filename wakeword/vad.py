@@ -60,6 +60,7 @@ class VadGate:
                 raise DependencyError(f"webrtcvad is not installed ({e}); pip install webrtcvad-wheels") from e
             self._vad = webrtcvad.Vad(self.config.aggressiveness)
         self._fill = 0
+        self.hop_had_speech = False
         self._seen = 0
         self._last_speech_end = -(10**18)
         self.speech_frames = 0
@@ -70,9 +71,12 @@ class VadGate:
         return self._vad is None or self._seen - self._last_speech_end <= self.hangover_samples
 
     def update(self, hop: np.ndarray) -> bool:
+        """Feed one hop; True while the gate is open. ``hop_had_speech`` tells whether this hop itself held speech."""
         if self._vad is None:
             self._seen += hop.shape[0]
+            self.hop_had_speech = True
             return True
+        speech_before = self.speech_frames
         fs = self.frame_samples
         i = 0
         n = hop.shape[0]
@@ -92,5 +96,6 @@ class VadGate:
                 if self._vad.is_speech(self._pcm_bytes, SAMPLE_RATE, fs):
                     self.speech_frames += 1
                     self._last_speech_end = self._seen
+        self.hop_had_speech = self.speech_frames > speech_before
         return self.is_open
 
