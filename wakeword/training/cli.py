@@ -28,6 +28,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test-samples", type=int, default=30, help="held-out-voice test clips per keyword (30)")
     p.add_argument("--copies", type=int, default=3, help="augmented copies of each clip (3)")
     p.add_argument("--silence-clips", type=int, default=1500, help="noise-only clips (1500)")
+    p.add_argument("--speech-negatives", type=int, default=1500,
+                   help="clips of real background speech labelled unknown (1500; needs --background recordings)")
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--window-s", type=float, default=None, help="model window; 1.5 s, or 2.0 s for phrases")
     p.add_argument("--seed", type=int, default=0)
@@ -72,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         keywords=keywords, out=args.out, wake_words=wake, cache_dir=args.cache, seed=args.seed,
         per_keyword=args.samples, per_unknown_word=args.unknown_samples, test_per_keyword=args.test_samples,
         unknown_words=negatives, copies=args.copies, silence_clips=args.silence_clips, epochs=args.epochs,
+        speech_negatives=args.speech_negatives,
         window_samples=int(round(window_s * 16000)), festival=not args.no_festival,
         threads=args.threads, force=args.force,
     )

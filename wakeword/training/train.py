@@ -50,6 +50,7 @@ class TrainConfig:
     unknown_words: tuple[str, ...] = UNKNOWN_WORDS
     copies: int = 3
     silence_clips: int = 1500
+    speech_negatives: int = 1500  # clips of real speech (the background recordings) labelled _unknown_
     epochs: int = 40
     width: int = 192
     window_samples: int = 24_000
@@ -85,7 +86,7 @@ def _label_index(labels: Sequence[str]) -> dict[str, int]:
 
 def build_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
                 labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
-                silence: int = 0, seed_offset: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                silence: int = 0, seed_offset: int = 0, speech: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Clips and label indices for one split. Train clips are augmented; test clips placed clean (+ fixed noise)."""
     rng = np.random.default_rng([config.seed, seed_offset, hash(split) % 1000])
     index = _label_index(labels)
@@ -106,6 +107,11 @@ def build_clips(config: TrainConfig, items: Sequence[Item], split: str, backgrou
     for _ in range(silence):
         clips.append(silence_clip(rng, config.augment, background))
         y.append(index[SILENCE])
+    if background is not None:  # real running speech is the commonest thing a wake word must ignore
+        for _ in range(speech):
+            level = 10 ** (rng.uniform(-30, -6) / 20)
+            clips.append((background.babble(rng, config.window_samples, talkers=1) * level).astype(np.float32))
+            y.append(index[UNKNOWN])
     if not clips:
         return np.zeros((0, config.window_samples), np.float32), np.zeros(0, np.int64)
     return np.stack(clips).astype(np.float32), np.array(y, dtype=np.int64)
@@ -252,14 +258,15 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
                                  threads=config.threads, cache_size=0)
     background = _background(config.background_dirs) if config.background_dirs else None
 
-    def feats(name, split, copies, silence=0, snr=None, kind=None, offset=0):
+    def feats(name, split, copies, silence=0, snr=None, kind=None, offset=0, speech=0):
         return _cached_features(
             config, name,
-            lambda: build_clips(config, items, split, background, labels, copies, snr, kind, silence, offset),
+            lambda: build_clips(config, items, split, background, labels, copies, snr, kind, silence, offset, speech),
             frontend, f"{name}:{len(items)}", progress)
 
-    x, y = feats("train", "train", config.copies, silence=config.silence_clips)
-    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1)
+    x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
+    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1,
+                   speech=config.speech_negatives // 10)
     progress(f"features: train {x.shape}, val {xv.shape}")
     model, val_acc = train_head(config, x, y, xv, yv, len(labels), progress)
 
