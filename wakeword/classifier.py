@@ -187,9 +187,3 @@ def _load_directory(path: Path, threads: int | None) -> Classifier:
         raise ModelError(f"the ONNX classifier backend is unavailable: {e}") from e
     return OnnxClassifier(path, threads=threads)
 
-
-def _import_onnx_backend() -> None:
-    try:
-        from . import onnx_classifier  # noqa: F401  (registers "onnx")
-    except ImportError as e:
-        raise ModelError(f"the ONNX classifier backend is unavailable: {e}") from e

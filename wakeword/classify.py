@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .cli import positive_int
 from .errors import AudioError, AudioFileError, ConfigError, ModelError
 
 __all__ = ["DEFAULT_MODEL_DIR", "add_parser", "audio_files", "read_clip", "run"]
@@ -26,16 +27,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_DIR = "models/ast-speech-commands"
 _EXTRA_EXTENSIONS = {"aif", "oga", "opus"}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -60,10 +51,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="which model file to run (default: int8 when the directory has it)",
     )
-    p.add_argument("--top-k", type=_positive_int, default=5, help="labels per file (5)")
+    p.add_argument("--top-k", type=positive_int, default=5, help="labels per file (5)")
     p.add_argument(
         "--threads",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="ONNX Runtime threads (default: 1 on up to 2 cores, else 2)",
     )

@@ -35,6 +35,17 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"wakeword: error: {message} (see `{self.prog} --help`)\n")
 
 
+def positive_int(text: str) -> int:
+    """argparse type for counts (--top-k, --beam-size, --threads): a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _keyword_thresholds(text: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for item in text.split(","):

@@ -13,21 +13,12 @@ import logging
 import time
 from typing import Any
 
+from .cli import positive_int
 from .errors import AudioFileError, ConfigError
 
 __all__ = ["add_parser", "run"]
 
 log = logging.getLogger(__name__)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _language_list(text: str) -> list[str]:
@@ -55,8 +46,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="'base' (bundled), a local CTranslate2 Whisper directory, or a hub name (base)")
     p.add_argument("--asr-backend", default="faster-whisper", help="transcriber backend (faster-whisper)")
     p.add_argument("--compute-type", default="int8", help="CTranslate2 compute type: int8, int8_float32, float32 (int8)")
-    p.add_argument("--beam-size", type=_positive_int, default=1, help="beam size; 1 is greedy (1)")
-    p.add_argument("--threads", type=_positive_int, default=2, help="CPU threads (2)")
+    p.add_argument("--beam-size", type=positive_int, default=1, help="beam size; 1 is greedy (1)")
+    p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
