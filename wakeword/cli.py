@@ -64,7 +64,47 @@ def _keyword_thresholds(text: str) -> dict[str, float]:
     return out
 
 
-def _add_engine_options(p: argparse.ArgumentParser) -> None:
+def add_file_source_options(p: argparse.ArgumentParser, required: bool) -> None:
+    """``--input FILE|-`` with the raw-PCM options and ``--realtime`` (``run``, ``serve``)."""
+    p.add_argument("--input", "-i", required=required, default=None, metavar="FILE|-",
+                   help="audio file, or - for raw PCM on stdin")
+    g = p.add_argument_group("raw input (--input -)")
+    g.add_argument("--rate", type=int, default=argparse.SUPPRESS, help="sample rate of raw input (16000)")
+    g.add_argument("--channels", type=int, default=argparse.SUPPRESS, help="channels of raw input (1)")
+    g.add_argument("--format", choices=("s16le", "f32le"), default=argparse.SUPPRESS, help="raw sample format (s16le)")
+    p.add_argument("--realtime", action="store_true", default=argparse.SUPPRESS,
+                   help="deliver the input no faster than real time, like a live stream")
+
+
+def add_microphone_options(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--duration-s``, ``--block-ms`` (``listen``, ``serve``)."""
+    p.add_argument("--device", "-d", default=argparse.SUPPRESS, help="device index or name (see `wakeword devices`)")
+    p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds of audio")
+    p.add_argument("--block-ms", type=float, default=argparse.SUPPRESS, help="device block length (50)")
+
+
+def open_file_source(path: str, settings: Settings):
+    """The source behind ``--input``: a file, or raw PCM on stdin for ``-``."""
+    from .audio import FileSource, RawStreamSource
+
+    if path == "-":
+        return RawStreamSource(
+            rate=settings.rate, channels=settings.channels, sample_format=settings.format,
+            realtime=settings.realtime,
+        )
+    return FileSource(path, realtime=settings.realtime)
+
+
+def open_microphone_source(args: argparse.Namespace, settings: Settings):
+    """The source behind ``--device``/``--duration-s``/``--block-ms``."""
+    from .audio import MicrophoneSource
+
+    if args.duration_s is not None and args.duration_s <= 0:
+        raise ConfigError("--duration-s must be positive")
+    return MicrophoneSource(device=settings.device, block_ms=settings.block_ms, duration_s=args.duration_s)
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS
     g = p.add_argument_group("model and detection")
     g.add_argument("--model", default=S, help="model directory or built-in backend name (default: tone)")
@@ -120,22 +160,14 @@ def _build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="detect keywords in an audio file or a raw stream on stdin",
                        description="Detect keywords in an audio file (WAV, FLAC, OGG, any rate and channel count) "
                                    "or in raw PCM on standard input (--input -).")
-    p.add_argument("--input", "-i", required=True, metavar="FILE|-", help="audio file, or - for raw PCM on stdin")
-    g = p.add_argument_group("raw input (--input -)")
-    g.add_argument("--rate", type=int, default=argparse.SUPPRESS, help="sample rate of raw input (16000)")
-    g.add_argument("--channels", type=int, default=argparse.SUPPRESS, help="channels of raw input (1)")
-    g.add_argument("--format", choices=("s16le", "f32le"), default=argparse.SUPPRESS, help="raw sample format (s16le)")
-    p.add_argument("--realtime", action="store_true", default=argparse.SUPPRESS,
-                   help="deliver the input no faster than real time, like a live stream")
-    _add_engine_options(p)
+    add_file_source_options(p, required=True)
+    add_engine_options(p)
     p.set_defaults(handler=_cmd_run)
 
     p = sub.add_parser("listen", help="detect keywords from a microphone",
                        description="Detect keywords live from an input device (sounddevice/PortAudio).")
-    p.add_argument("--device", "-d", default=argparse.SUPPRESS, help="device index or name (see `wakeword devices`)")
-    p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds of audio")
-    p.add_argument("--block-ms", type=float, default=argparse.SUPPRESS, help="device block length (50)")
-    _add_engine_options(p)
+    add_microphone_options(p)
+    add_engine_options(p)
     p.set_defaults(handler=_cmd_listen)
 
     p = sub.add_parser("devices", help="list audio input devices")
@@ -178,20 +210,24 @@ def _make_engine(settings: Settings):
                   languages=settings.languages)
 
 
-def _emit_events(engine, source, as_json: bool) -> int:
-    from .events import event_to_json
+def format_event(event, as_json: bool) -> str:
+    """One line for an event: its JSON object, or the aligned text ``run`` prints."""
+    if as_json:
+        from .events import event_to_json
 
+        return event_to_json(event)
+    if event.kind == "transcript":
+        return (f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} "
+                f"[{event.language} {event.language_probability:.2f}] {event.text}")
+    return f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} {event.score:.3f}"
+
+
+def _emit_events(engine, source, as_json: bool) -> int:
     out = sys.stdout
     count = 0
     for event in engine.stream(source):
         count += event.kind == "detection"
-        if as_json:
-            out.write(event_to_json(event) + "\n")
-        elif event.kind == "transcript":
-            out.write(f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} "
-                      f"[{event.language} {event.language_probability:.2f}] {event.text}\n")
-        else:
-            out.write(f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} {event.score:.3f}\n")
+        out.write(format_event(event, as_json) + "\n")
         out.flush()
     s = engine.stats
     log.info(
@@ -202,29 +238,17 @@ def _emit_events(engine, source, as_json: bool) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .audio import FileSource, RawStreamSource
-
     settings = _settings_from_args(args)
     engine = _make_engine(settings)
-    if args.input == "-":
-        source: Any = RawStreamSource(
-            rate=settings.rate, channels=settings.channels, sample_format=settings.format,
-            realtime=settings.realtime,
-        )
-    else:
-        source = FileSource(args.input, realtime=settings.realtime)
+    source = open_file_source(args.input, settings)
     with engine:
         return _emit_events(engine, source, settings.json)
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
-    from .audio import MicrophoneSource
-
     settings = _settings_from_args(args)
     engine = _make_engine(settings)
-    if args.duration_s is not None and args.duration_s <= 0:
-        raise ConfigError("--duration-s must be positive")
-    source = MicrophoneSource(device=settings.device, block_ms=settings.block_ms, duration_s=args.duration_s)
+    source = open_microphone_source(args, settings)
     with engine:
         try:
             return _emit_events(engine, source, settings.json)
