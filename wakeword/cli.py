@@ -127,7 +127,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="detect only; do not capture and transcribe the command")
     g.add_argument("--language", default=S, help="force the command's language (ISO code, e.g. fr)")
     g.add_argument("--languages", default=S, help="restrict language ID to these, e.g. en,fr,de")
-    g.add_argument("--asr-model", default=S, help="base (shipped in a wheel), a hub name, or a CTranslate2 dir")
+    g.add_argument("--asr-backend", default=S,
+                   help="Whisper backend: faster-whisper, or onnx (an ONNX export, torch-free) (faster-whisper)")
+    g.add_argument("--asr-model", default=S,
+                   help="base (shipped in a wheel), a hub name, a CTranslate2 dir, or an ONNX export dir for onnx")
     g.add_argument("--compute-type", default=S, help="CTranslate2 compute type (int8)")
     g.add_argument("--beam-size", type=int, default=S, help="Whisper beam size (1)")
     g.add_argument("--command-silence-s", type=float, default=S, help="silence that ends a command (0.8)")
@@ -203,7 +206,7 @@ def _make_engine(settings: Settings):
         from .handoff import make_transcriber
 
         transcriber = make_transcriber(
-            "faster-whisper", model=settings.asr_model, compute_type=settings.compute_type,
+            settings.asr_backend, model=settings.asr_model, compute_type=settings.compute_type,
             beam_size=settings.beam_size,
         )
     return Engine(classifier, settings.engine_config(), transcriber=transcriber, language=settings.language,

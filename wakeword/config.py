@@ -45,6 +45,7 @@ class Settings:
     handoff: bool = True
     language: str | None = None
     languages: tuple[str, ...] | None = None
+    asr_backend: str = "faster-whisper"  # a name in wakeword.handoff.TRANSCRIBERS: faster-whisper, onnx
     asr_model: str = "base"
     compute_type: str = "int8"
     beam_size: int = 1
@@ -118,7 +119,7 @@ _INTS = {"smoothing_hops", "hop_ms", "vad_aggressiveness", "vad_frame_ms", "vad_
          "beam_size"}
 _FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms", "command_silence_s", "command_max_s"}
 _BOOLS = {"vad", "realtime", "json", "handoff"}
-_STRS = {"model", "format", "language", "asr_model", "compute_type"}
+_STRS = {"model", "format", "language", "asr_backend", "asr_model", "compute_type"}
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:

