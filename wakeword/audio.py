@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import queue
+import select
 import sys
 import threading
 import time
@@ -328,6 +330,29 @@ class RawStreamSource:
         self.block_frames = block_frames
         self.realtime = realtime
         self.name = name
+        self._stop = threading.Event()
+
+    def _read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; b"" at the end of the stream or once ``stop()`` was called.
+
+        A stream with a file descriptor (a pipe, standard input) is polled with
+        ``select`` so that ``stop()`` from another thread ends a read that would
+        otherwise wait for the writer forever. It is read with ``os.read``,
+        past any Python-level buffer: nothing else reads that stream.
+        """
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # io.BytesIO and friends have no descriptor
+            return b"" if self._stop.is_set() else self.stream.read(size)
+        while not self._stop.is_set():
+            readable, _, _ = select.select([fd], [], [], 0.2)
+            if readable:
+                return os.read(fd, size)
+        return b""
+
+    def stop(self) -> None:
+        """Ask ``blocks()`` to finish at the next read (thread-safe)."""
+        self._stop.set()
 
     def blocks(self) -> Iterator[np.ndarray]:
         convert = Conditioner(self.rate, self.channels, self.name)
@@ -337,7 +362,7 @@ class RawStreamSource:
         carry = b""
         total = 0
         while True:
-            chunk = self.stream.read(want)
+            chunk = self._read(want)
             if not chunk:
                 break
             data = carry + chunk
@@ -357,7 +382,7 @@ class RawStreamSource:
         tail = convert(np.zeros((0, self.channels), dtype=np.float32), last=True)
         if tail.size:
             yield tail
-        if total == 0:
+        if total == 0 and not self._stop.is_set():
             raise AudioFileError(f"{self.name}: no audio on the input stream")
 
     def close(self) -> None:

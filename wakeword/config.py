@@ -59,6 +59,18 @@ class Settings:
     format: str = "s16le"
     realtime: bool = False
     json: bool = False
+    # the daemon (`wakeword serve`): hooks, sockets, logs
+    exec: tuple[tuple[str, ...], ...] = ()  # argv templates run on every detection
+    exec_transcript: tuple[tuple[str, ...], ...] = ()  # ... on every transcript
+    hooks: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = field(default_factory=dict)  # per keyword
+    callback: tuple[str, ...] = ()  # module:function or a `wakeword.callbacks` entry point
+    hook_timeout_s: float = 10.0
+    hook_concurrency: int = 2
+    events: str | None = None
+    wyoming: str | None = None
+    control: str | None = None
+    allow_remote: bool = False
+    log_format: str = "text"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -66,6 +78,10 @@ class Settings:
             if isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
         self.engine_config()  # validates every engine option now, not mid-stream
+        if self.hook_timeout_s <= 0 or self.hook_concurrency < 1:
+            raise ConfigError("hook_timeout_s must be > 0 and hook_concurrency >= 1")
+        if self.log_format not in ("text", "json"):
+            raise ConfigError(f"log_format must be text or json, got {self.log_format!r}")
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
@@ -120,6 +136,12 @@ _INTS = {"smoothing_hops", "hop_ms", "vad_aggressiveness", "vad_frame_ms", "vad_
 _FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms", "command_silence_s", "command_max_s"}
 _BOOLS = {"vad", "realtime", "json", "handoff"}
 _STRS = {"model", "format", "language", "asr_backend", "asr_model", "compute_type"}
+# the daemon's keys, kept apart so the engine's stay easy to read
+_INTS |= {"hook_concurrency"}
+_FLOATS |= {"hook_timeout_s"}
+_BOOLS |= {"allow_remote"}
+_STRS |= {"events", "wyoming", "control", "log_format"}
+HOOK_EVENT_KEYS = ("exec", "exec_transcript")
 
 
 def _coerce(name: str, value: Any, origin: str) -> Any:
@@ -161,7 +183,53 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
                 raise ConfigError(f"{origin}: thresholds.{k} must be a number, got {v!r}")
             out[str(k)] = float(v)
         return out
+    if name in HOOK_EVENT_KEYS:
+        return _commands(value, f"{origin}: {name}")
+    if name == "callback":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v for v in value):
+            raise bad("a list of module:function or entry-point names")
+        return tuple(value)
+    if name == "hooks":
+        if not isinstance(value, dict):
+            raise bad("a table of [hooks.KEYWORD] tables")
+        hooks: dict[str, dict[str, tuple[tuple[str, ...], ...]]] = {}
+        for keyword, table in value.items():
+            if not isinstance(table, dict) or not table or set(table) - set(HOOK_EVENT_KEYS):
+                raise ConfigError(
+                    f"{origin}: hooks.{keyword} must be a table with {' and/or '.join(HOOK_EVENT_KEYS)}, got {table!r}"
+                )
+            hooks[str(keyword)] = {
+                key: _commands(cmds, f"{origin}: hooks.{keyword}.{key}") for key, cmds in table.items()
+            }
+        return hooks
     raise ConfigError(f"{origin}: unknown setting {name}")  # pragma: no cover - guarded by from_mapping
+
+
+def _commands(value: Any, where: str) -> tuple[tuple[str, ...], ...]:
+    """Hook commands as argv lists: a string is one command line (split like a shell
+    would, once, here; no shell ever runs it), a list holds command lines or argv lists."""
+    import shlex
+
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise ConfigError(f"{where} must be a command line or a list of them, got {value!r}")
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            try:
+                argv = shlex.split(item)
+            except ValueError as e:
+                raise ConfigError(f"{where}: cannot split {item!r} into arguments ({e})") from None
+        elif isinstance(item, (list, tuple)) and all(isinstance(a, str) for a in item):
+            argv = list(item)
+        else:
+            raise ConfigError(f"{where}: expected a command line or a list of arguments, got {item!r}")
+        if not argv or not argv[0]:
+            raise ConfigError(f"{where}: empty command")
+        out.append(tuple(argv))
+    return tuple(out)
 
 
 def load_settings_file(path: str | Path) -> dict[str, Any]:

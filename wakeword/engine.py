@@ -276,22 +276,47 @@ class Engine:
             finally:
                 self._dispatch_queue.task_done()
 
+    def _worker_idle_within(self, timeout_s: float) -> bool:
+        import time
+
+        assert self.worker is not None
+        deadline = time.monotonic() + timeout_s
+        while self.worker.completed + self.worker.errors < self.worker.submitted:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def wait_callbacks(self) -> None:
         """Block until every queued callback has run."""
         if self._dispatch_queue is not None:
             self._dispatch_queue.join()
 
-    def close(self) -> None:
-        """Finish queued transcriptions and callbacks, then stop the worker and dispatcher threads."""
+    def close(self, timeout_s: float | None = None) -> list[Event]:
+        """Finish queued transcriptions and callbacks, then stop the worker and dispatcher threads.
+
+        With ``timeout_s`` (a daemon shutting down), transcriptions still
+        running after that long are abandoned: the worker is a daemon thread
+        and its results are discarded. A command still being captured is
+        cancelled either way (``flush`` hands it off instead). Returns the
+        transcripts that finished meanwhile (also given to the callbacks).
+        """
+        late: list[Event] = []
         if self.worker is not None:
-            self.worker.close()
-            for event in self._finished_transcripts():
+            if timeout_s is None or self._worker_idle_within(timeout_s):
+                self.worker.close()
+            else:
+                pending = self.worker.submitted - self.worker.completed - self.worker.errors
+                log.warning("shutdown: abandoned %d transcription(s) still running", pending)
+            late.extend(self._finished_transcripts())
+            for event in late:
                 self._dispatch(event)
         if self._dispatcher is not None and self._dispatch_queue is not None:
             self._dispatch_queue.put(None)
             self._dispatcher.join()
             self._dispatcher = None
             self._dispatch_queue = None
+        return late
 
     def __enter__(self) -> "Engine":
         return self
