@@ -75,9 +75,10 @@ async def start_stream_server(
 
 
 async def close_stream_server(server: asyncio.AbstractServer | None, address: Address) -> None:
-    """Stop accepting; remove a Unix socket file."""
-    if server is not None:
-        server.close()
+    """Stop accepting; remove the Unix socket file it made (never one it did not bind)."""
+    if server is None:
+        return
+    server.close()
     if address.scheme == "unix":
         try:
             os.unlink(address.path)

@@ -144,6 +144,7 @@ class Daemon:
         self._thread: threading.Thread | None = None
         self._next_engine: Any = None
         self._sample_offset = 0
+        self._last_detection: dict[str, int] = {}  # keyword -> sample, on the daemon's clock
         self._reload_requested = threading.Event()
 
     # --- lifecycle --------------------------------------------------------------
@@ -263,6 +264,12 @@ class Daemon:
         """Fan an event out; nothing here blocks on a consumer."""
         if self._sample_offset:
             event = _shifted(event, self._sample_offset)
+        if isinstance(event, Detection):
+            # a fresh engine (after a reload) does not know what the old one just fired
+            last = self._last_detection.get(event.keyword)
+            if last is not None and event.sample - last < self.settings.refractory_s * 16000:
+                return
+            self._last_detection[event.keyword] = event.sample
         self.counters["detections" if event.kind == "detection" else "transcripts"] += 1
         log.info("%s %s at %.2f s", event.kind, event.keyword, event.time_s, extra={"event": event_to_dict(event)})
         if self.out is not None:

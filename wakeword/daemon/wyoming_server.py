@@ -76,6 +76,7 @@ class WyomingServer:
         self.detections = 0
         self.streams = 0
         self._server = None
+        self._started = False
 
     @property
     def keywords(self) -> tuple[str, ...]:
@@ -113,13 +114,14 @@ class WyomingServer:
                 raise ConfigError(f"--wyoming: cannot listen on {self.address} ({e.strerror or e})") from None
 
         self.net.call(start())
+        self._started = True
         log.info("--wyoming listening on %s (keywords: %s)", self.address, ", ".join(self.keywords))
 
     def _make_handler(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         return _make_handler_class()(self, reader, writer)
 
     def close(self) -> None:
-        if self._server is not None:
+        if self._started:  # its stop() removes the socket path: only once it is ours
             self.net.call(self._server.stop())
         self.executor.shutdown(wait=True, cancel_futures=True)
 
