@@ -280,3 +280,29 @@ def test_daemon_recovers_from_an_injected_failing_microphone_stream():
     assert event["keyword"] == "marvin"
     # the daemon's clock runs on across the reconnect: 0.5 s before it, then the burst at 1 s
     assert 1.5 <= event["time_s"] <= 1.8
+
+
+def test_a_device_chosen_by_name_is_found_again_after_renumbering(monkeypatch):
+    """The USB microphone comes back from a replug with another PortAudio index."""
+    import types
+
+    import wakeword.audio as audio_module
+    from wakeword.audio import InputDevice
+
+    audio = tone_stream(bursts=[(440.0, 0.3, 0.5)], duration_s=1.0)
+    layouts = [[InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(3, "USB Mic", 1, 16000.0, False)],
+               [InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(5, "USB Mic", 1, 16000.0, False)]]
+    devices = [FakeDevice(audio[:4000], after_end="inactive"), FakeDevice(audio, after_end="idle")]
+    calls = []
+
+    def input_stream(**kwargs):
+        calls.append(kwargs["device"])
+        return devices[len(calls) - 1](**kwargs)
+
+    monkeypatch.setattr(audio_module, "list_input_devices", lambda: layouts[min(len(calls), 1)])
+    monkeypatch.setattr(audio_module, "_sounddevice",
+                        lambda: types.SimpleNamespace(InputStream=input_stream, PortAudioError=RuntimeError))
+    source = RecoveringSource(lambda: MicrophoneSource(device="USB Mic", duration_s=1.0), initial_backoff_s=0.01)
+    total = sum(block.shape[0] for block in source.blocks())
+    assert calls == [3, 5]
+    assert source.reconnects == 1 and total == 4000 + SR
