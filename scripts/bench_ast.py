@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from wakeword.bench import machine_info
+from wakeword.metrics import percentiles
 
 BACKENDS = ("pipeline", "ort-fp32", "ort-int8")
 LIBRIVOX = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
@@ -113,14 +115,14 @@ def _worker(backend: str, threads: int, workdir: Path, runs: int, warmup: int) -
         start = time.perf_counter()
         once()
         times.append(time.perf_counter() - start)
-    ms = np.array(times) * 1e3
+    ms = percentiles(np.array(times) * 1e3)
     return {
         "backend": backend,
         "threads": threads,
         "runs": runs,
-        "median_ms": float(np.median(ms)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "p99_ms": float(np.percentile(ms, 99)),
+        "median_ms": ms["p50"],
+        "p95_ms": ms["p95"],
+        "p99_ms": ms["p99"],
         "torch_loaded": "torch" in sys.modules,
     }
 
@@ -139,16 +141,6 @@ def _busy_seconds() -> float | None:
 def _children_cpu_seconds() -> float:
     t = os.times()
     return t.children_user + t.children_system
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def main() -> int:
@@ -217,7 +209,7 @@ def main() -> int:
         f"{args.runs} timed runs after {args.warmup} warm-up."
     )
     print(
-        f"CPU: {_cpu_name()}, {os.cpu_count()} logical cores; torch {manifest['versions']['torch']}, "
+        f"CPU: {machine_info()['cpu']}, {os.cpu_count()} logical cores; torch {manifest['versions']['torch']}, "
         f"transformers {manifest['versions']['transformers']}, "
         f"onnxruntime {manifest['versions']['onnxruntime']}; "
         f"model.onnx {sizes['model.onnx'] / 1e6:.1f} MB, "

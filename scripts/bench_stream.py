@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -38,9 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from wakeword.audio import SAMPLE_RATE, ArraySource, FileSource
+from wakeword.bench import machine_info
 from wakeword.classifier import Classifier, ToneClassifier, load_classifier
 from wakeword.engine import Engine, EngineConfig
 from wakeword.errors import WakewordError
+from wakeword.metrics import percentiles
 from wakeword.vad import VadConfig
 
 SPEECH_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -177,7 +177,8 @@ def measure(case: str, stream: str, audio: np.ndarray, wav: Path | None, gate: b
         detections = engine.stats.detections
     stats = engine.stats
     audio_s = stats.audio_s
-    p50, p95, p99 = np.percentile(np.asarray(times_ns) / 1e6, [50, 95, 99])
+    block_ms = percentiles(np.asarray(times_ns) / 1e6)
+    p50, p95, p99 = block_ms["p50"], block_ms["p95"], block_ms["p99"]
     return Row(
         case=case, stream=stream, gate=gate, classifier=classifier_name,
         source="array" if wav is None else "file",
@@ -192,20 +193,9 @@ def measure(case: str, stream: str, audio: np.ndarray, wav: Path | None, gate: b
 
 
 def machine() -> dict[str, object]:
-    model = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = float("nan")
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "load_1min_at_start": round(load, 2)}
+    info = machine_info()
+    return {"cpu": info["cpu"], "cores": info["cores"], "python": info["python"], "numpy": np.__version__,
+            "load_1min_at_start": info["load_1min"]}
 
 
 def markdown(rows: list[Row], info: dict[str, object]) -> str:

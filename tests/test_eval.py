@@ -174,9 +174,11 @@ def test_false_accepts_per_hour_from_an_unlabelled_keyword(tone_data, capsys):
         (["path,keyword,onset_s,offset_s", "stream.wav,marvin,abc,2.1"], ["bad.csv row 2", "onset_s 'abc'"]),
         (["path,keyword,onset_s,offset_s", "stream.wav,marvin,30,31"], ["bad.csv row 2", "past the end"]),
         (["file,label", "clip0.wav,marvin"], ["no 'path' column"]),
+        (["path,label", "clip0.wav,marvin", "notaudio.wav,marvin"], ["bad.csv row 3", "not a readable audio file"]),
     ],
 )
 def test_bad_manifests_give_one_line_naming_the_row(tone_data, capsys, rows, fragments):
+    (tone_data / "notaudio.wav").write_text("this is text\n")
     (tone_data / "bad.csv").write_text("\n".join(rows) + "\n")
     code, out, err = run_eval(capsys, "--data", str(tone_data / "bad.csv"), "--model", "tone", "--no-vad")
     assert code != 0
@@ -219,3 +221,12 @@ def test_eval_cli_with_the_default_model_and_the_peer(tmp_path):
     assert peer["name"] == "openwakeword:hey_jarvis" and peer["clips"] is None
     assert peer["streams"]["keywords"] == 0  # the peer does not detect "marvin": its spans are not its keywords
     assert peer["streams"]["hours"] == pytest.approx(5 / 3600, rel=1e-2)
+
+
+def test_progress_bar_on_request(tone_data, capsys):
+    code, _, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad",
+                            "--progress")
+    assert code == 0
+    assert "eval:" in err and "s audio" in err  # tqdm's bar over seconds of audio
+    code, _, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad")
+    assert code == 0 and err == ""  # stderr is not a terminal here: no bar

@@ -510,8 +510,8 @@ def run(args: argparse.Namespace) -> int:
     stream_keywords = sorted({k for s in manifest.streams for k, *_ in s.keywords})
     check_labels(manifest, labels, [*keywords, *[p.keywords[0] for _, p in peers if p.keywords[0] in stream_keywords]])
 
-    total_s = sum(_duration(c.path) for c in manifest.clips) + sum(_duration(s.path) for s in manifest.streams)
-    total_s += len(peers) * sum(_duration(s.path) for s in manifest.streams)
+    stream_s = sum(_duration(s.path, s.row) for s in manifest.streams)
+    total_s = sum(_duration(c.path, c.row) for c in manifest.clips) + (1 + len(peers)) * stream_s
     progress = Progress(total_s, args.progress or sys.stderr.isatty())
     try:
         results = [{"model": args.model,
@@ -543,13 +543,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _duration(path: Path) -> float:
-    import soundfile as sf
+def _duration(path: Path, where: str) -> float:
+    """Seconds of audio in ``path``; an unreadable file is reported with its manifest row."""
+    from .audio import FileSource
 
     try:
-        return float(sf.info(str(path)).duration)
-    except Exception as e:  # soundfile raises its own types; the source reports it properly later
-        raise AudioError(f"{path}: not a readable audio file ({e})") from None
+        source = FileSource(path)
+    except AudioError as e:
+        raise AudioError(f"{where}: {e}") from None
+    source.close()
+    return source.duration_s
 
 
 def _pct(x: float | None) -> str:
@@ -625,6 +628,7 @@ def write_det_plot(report: dict, path: Path) -> None:
     for budget in (0.1, 0.5, 1.0):
         ax.axvline(budget, color="0.8", lw=0.8, ls="--")
     ax.set_xscale("symlog", linthresh=0.1)
+    ax.set_ylim(bottom=0, top=max(5.0, ax.get_ylim()[1]))
     ax.set_xlabel("false accepts per hour")
     ax.set_ylabel("false-reject rate (%)")
     ax.set_title("DET curve" + ("" if plotted else " (no labelled keywords)"))
