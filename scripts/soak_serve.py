@@ -156,8 +156,9 @@ def main() -> int:
     rss = np.array([s["rss_mb"] for s in warm])
     slope = float(np.polyfit(hours, rss, 1)[0])
     summary = {
-        "audio_h": round(samples[-1]["audio_s"] / 3600, 2), "wall_s": round(wall, 1),
-        "speed_x_realtime": round(samples[-1]["audio_s"] / wall, 1),
+        "audio_fed_h": round(total_segments * args.segment_s / 3600, 2),
+        "audio_h_at_last_sample": round(samples[-1]["audio_s"] / 3600, 2), "wall_s": round(wall, 1),
+        "speed_x_realtime": round(total_segments * args.segment_s / wall, 1),
         "rss_start_mb": samples[0]["rss_mb"], "rss_after_warmup_mb": warm[0]["rss_mb"],
         "rss_end_mb": warm[-1]["rss_mb"], "rss_max_mb": float(max(s["rss_mb"] for s in samples)),
         "growth_after_warmup_mb": round(warm[-1]["rss_mb"] - warm[0]["rss_mb"], 2),
