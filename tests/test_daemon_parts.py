@@ -4,10 +4,8 @@ the event socket with a stalled subscriber, and a source that recovers from devi
 from __future__ import annotations
 
 import json
-import os
 import socket
 import sys
-import threading
 import time
 
 import numpy as np

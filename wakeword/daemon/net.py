@@ -17,7 +17,7 @@ from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 from ..errors import ConfigError
 from .address import Address, prepare_unix_path
 
-__all__ = ["NetworkLoop", "start_stream_server"]
+__all__ = ["NetworkLoop", "close_stream_server", "start_stream_server"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,12 +85,3 @@ async def close_stream_server(server: asyncio.AbstractServer | None, address: Ad
         except FileNotFoundError:
             pass
 
-
-def bound_port(server: asyncio.AbstractServer) -> int:
-    """The TCP port a server got (useful with port 0)."""
-    sockets = server.sockets or ()
-    for sock in sockets:
-        name = sock.getsockname()
-        if isinstance(name, tuple):
-            return int(name[1])
-    raise ConfigError("server has no TCP socket")

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import threading
@@ -381,6 +382,10 @@ def run(args: argparse.Namespace) -> int:
         if stop_signals:
             log.info("signal %d: shutting down", stop_signals[0])
         daemon.close()
+        if daemon._thread is not None:  # stuck (e.g. writing to a stdout nobody reads): do not hang at exit
+            log.error("the pipeline did not stop; exiting without it")
+            logging.shutdown()
+            os._exit(1)
     if daemon.error is not None:
         raise daemon.error
     return 0
