@@ -304,3 +304,17 @@ def test_a_device_chosen_by_name_is_found_again_after_renumbering(monkeypatch):
     total = sum(block.shape[0] for block in source.blocks())
     assert calls == [3, 5]
     assert source.reconnects == 1 and total == 4000 + SR
+
+
+def test_a_callback_from_an_installed_entry_point(tmp_path, monkeypatch):
+    dist = tmp_path / "wakeword_lights-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: wakeword-lights\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[wakeword.callbacks]\nlights = wakeword_lights:on_event\n")
+    (tmp_path / "wakeword_lights.py").write_text("seen = []\ndef on_event(event):\n    seen.append(event.keyword)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = HookRunner.from_settings(Settings(callback=("lights",)))
+    runner.submit(Detection("sheila", 0.8, 16000))
+    runner.wait()
+    runner.close()
+    assert sys.modules["wakeword_lights"].seen == ["sheila"]
