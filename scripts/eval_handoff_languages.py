@@ -46,13 +46,15 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
     return row[-1] / len(ref)
 
 
-def evaluate(backend: str, model: str, examples: Path, entries: list[dict]) -> dict:
+def evaluate(backend: str, compute_type: str, model: str, examples: Path, entries: list[dict],
+             languages: tuple[str, ...] | None = None) -> dict:
     from wakeword.audio import FileSource
     from wakeword.cli import _make_engine
     from wakeword.config import Settings
 
     t0 = time.monotonic()
-    engine = _make_engine(Settings(asr_backend=backend, asr_model=model))
+    engine = _make_engine(Settings(asr_backend=backend, asr_model=model, compute_type=compute_type,
+                                   languages=languages))
     load_s = time.monotonic() - t0
     rows = []
     with engine:
@@ -71,10 +73,15 @@ def evaluate(backend: str, model: str, examples: Path, entries: list[dict]) -> d
                 "text": t.text if t else None,
                 "wer": round(word_error_rate(entry["text"], t.text), 3) if t else 1.0,
                 "latency_s": round(t.latency_s, 3) if t else None,
+                # the span the engine handed off vs where the files say the command lies
+                "captured_s": [round(t.start_sample / 16000, 2), round(t.end_sample / 16000, 2)] if t else None,
+                "command_s": [entry["command_start_s"], entry["command_end_s"]],
+                "wake_end_s": entry["wake_end_s"],
             })
     english = [r["wer"] for r in rows if r["expected_language"] == "en"]
     return {
-        "backend": backend, "model": model, "load_s": round(load_s, 2),
+        "backend": backend, "compute_type": compute_type, "model": model, "candidate_languages": languages,
+        "load_s": round(load_s, 2),
         "languages_correct": sum(r["language_correct"] for r in rows), "files": len(rows),
         "english_wer": max(english) if english else None,
         "english_wer_target_met": bool(english) and max(english) <= 0.2,
@@ -85,8 +92,9 @@ def evaluate(backend: str, model: str, examples: Path, entries: list[dict]) -> d
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=Path, default=DEFAULT_EXAMPLES, help="dir with commands.json")
-    parser.add_argument("--backends", default="faster-whisper,onnx",
-                        help="comma-separated BACKEND[=MODEL] (model default: base)")
+    parser.add_argument("--backends", default="faster-whisper,onnx,onnx:float32",
+                        help="comma-separated BACKEND[:COMPUTE_TYPE][=MODEL] (defaults: int8, base)")
+    parser.add_argument("--languages", default=None, help="restrict language ID to these, e.g. en,fr,de,es,it")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     entries = json.loads((args.examples / "commands.json").read_text(encoding="utf-8"))
@@ -95,15 +103,17 @@ def main() -> int:
     report = {"examples": str(args.examples), "speech": "synthetic: piper joe (en), espeak-ng (others)",
               "backends": []}
     for item in args.backends.split(","):
-        backend, _, model = item.partition("=")
+        spec, _, model = item.partition("=")
+        backend, _, compute_type = spec.partition(":")
         try:
-            result = evaluate(backend, model or "base", args.examples, entries)
+            result = evaluate(backend, compute_type or "int8", model or "base", args.examples, entries,
+                              tuple(args.languages.split(",")) if args.languages else None)
         except WakewordError as e:
             print(f"{backend}: skipped ({e})", file=sys.stderr)
-            report["backends"].append({"backend": backend, "skipped": str(e)})
+            report["backends"].append({"backend": spec, "skipped": str(e)})
             continue
         report["backends"].append(result)
-        print(f"\n{backend} ({model or 'base'}): {result['languages_correct']}/{result['files']} languages right, "
+        print(f"\n{backend} {compute_type or 'int8'} ({model or 'base'}): {result['languages_correct']}/{result['files']} languages right, "
               f"English WER {result['english_wer']}", file=sys.stderr)
         for r in result["per_file"]:
             print(f"  {r['file']:<26} wake {','.join(r['wake_word']) or '-':<8} "

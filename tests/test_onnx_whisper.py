@@ -116,6 +116,7 @@ def test_manifest_lists_every_file_with_its_checksum_and_the_real_special_tokens
     assert len(tokens["languages"]) == 99
     assert tokens["languages"]["en"] == 50259 and tokens["languages"]["fr"] == 50265
     assert "tokenizer.json" in manifest["files"] and manifest["quantization"]["extra_options"]["EnableSubgraph"]
+    assert manifest["quantization"]["per_channel"] is True
     # the exporter's own parity check ran on the chirp and two random signals
     assert manifest["parity"]["inputs"] == 3
     assert manifest["parity"]["fp32_tokens_equal"] == 1.0
@@ -266,6 +267,19 @@ def test_missing_model_via_the_cli_is_one_line_and_nonzero(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc != 0
     assert len(err.splitlines()) == 1 and "--task automatic-speech-recognition" in err
+
+
+def test_engine_backend_setting_rejects_unknown_names(tmp_path, capsys):
+    from wakeword import cli
+    from wakeword.config import Settings
+
+    assert Settings.from_mapping({"asr_backend": "onnx"}, "test").asr_backend == "onnx"
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(SR, np.float32), SR)
+    rc = cli.main(["run", "--input", str(wav), "--model", "tone", "--asr-backend", "nope"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1
+    assert "unknown transcriber 'nope'; choose one of: faster-whisper, onnx" in err
 
 
 def test_foreign_manifest_is_rejected(tmp_path):
