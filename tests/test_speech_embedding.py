@@ -11,7 +11,7 @@ import pytest
 from conftest import run_cli_torch_free
 from wakeword import ModelError, load_classifier
 from wakeword.models import default_model_dir, models_dir
-from wakeword.speech_embedding import SpeechEmbeddingClassifier, embedding_count
+from wakeword.speech_embedding import EmbeddingFrontEnd, SpeechEmbeddingClassifier, embedding_count, every_step
 
 EXAMPLE = models_dir() / "examples" / "marvin-stream.wav"
 
@@ -30,6 +30,7 @@ def test_default_model_is_the_speech_commands_model(model):
 
 
 def test_streaming_cache_is_exact_and_computes_one_embedding_per_80ms_hop(model):
+    """Cold, a window runs every embedding it needs; once the hops behind it ran, one per hop."""
     rng = np.random.default_rng(0)
     audio = (0.05 * rng.standard_normal(model.window_samples + 20 * 1280)).astype(np.float32)
     fresh = SpeechEmbeddingClassifier(default_model_dir())
@@ -40,16 +41,42 @@ def test_streaming_cache_is_exact_and_computes_one_embedding_per_80ms_hop(model)
         streamed = model.scores(window)
         fresh.frontend._cache.clear()
         assert np.array_equal(streamed, fresh.scores(window))
-        expected_new = embedding_count(model.window_samples) if k == 0 else 1
+        n = embedding_count(model.window_samples, model.frontend.step)
+        warm_after = model.frontend.step // 8  # hops of 80 ms before the embeddings it needs were all seen
+        expected_new = n if k < warm_after else 1
         assert model.frontend.computed - before == expected_new
 
 
 def test_batch_and_streaming_front_ends_agree(model):
     rng = np.random.default_rng(1)
     clips = (0.1 * rng.standard_normal((3, model.window_samples))).astype(np.float32)
-    batch = model.frontend.batch(clips)
+    batch = every_step(model.frontend.batch(clips), model.frontend.step)
     for clip, expected in zip(clips, batch):
         np.testing.assert_allclose(model.frontend(clip), expected, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("step", [8, 16, 24])
+def test_a_coarser_embedding_step_picks_the_same_embeddings_ending_at_the_window_end(model, step):
+    rng = np.random.default_rng(2)
+    audio = (0.1 * rng.standard_normal(model.window_samples)).astype(np.float32)
+    files = model.manifest["files"]
+    every8 = EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
+                               model.model_dir / files["embedding"]["path"], step=8)(audio)
+    coarse = EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
+                               model.model_dir / files["embedding"]["path"], step=step)(audio)
+    assert len(coarse) == embedding_count(model.window_samples, step)
+    np.testing.assert_array_equal(coarse, every_step(every8, step))
+    np.testing.assert_array_equal(coarse[-1], every8[-1])  # aligned to the end of the window
+    ramp = np.arange(9 * 2, dtype=np.float32).reshape(9, 2)
+    assert every_step(ramp, 16)[:, 0].tolist() == [0, 4, 8, 12, 16]
+    assert every_step(ramp, 24)[:, 0].tolist() == [4, 10, 16]
+
+
+def test_an_embedding_step_that_is_not_a_multiple_of_8_frames_is_refused(model):
+    files = model.manifest["files"]
+    with pytest.raises(ModelError, match="multiple of 8"):
+        EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
+                          model.model_dir / files["embedding"]["path"], step=12)
 
 
 @pytest.fixture

@@ -35,6 +35,12 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["labels"] == ["yes", "go home", "_silence_", "_unknown_"]
     assert manifest["window_samples"] == 32_000  # a phrase gets a 2 s window
+    assert manifest["embedding_step_frames"] == 16
+    import onnx
+
+    head_input = onnx.load(str(out / "head.onnx")).graph.input[0].type.tensor_type.shape.dim
+    # 2 s = 197 mel frames: (197 - 76) // 16 + 1 = 8 embeddings, 160 ms apart
+    assert [d.dim_value for d in head_input][1:] == [8, 96]
     for entry in manifest["files"].values():
         assert sha256_file(out / entry["path"]) == entry["sha256"]
     metrics = json.loads((out / "metrics.json").read_text())

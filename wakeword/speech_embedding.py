@@ -62,14 +62,19 @@ def mel_frames(n_samples: int) -> int:
     return max(0, (n_samples - MEL_WINDOW) // MEL_HOP + 1)
 
 
-def embedding_count(n_samples: int) -> int:
-    return max(0, (mel_frames(n_samples) - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1)
+def embedding_count(n_samples: int, step: int = EMBEDDING_STRIDE) -> int:
+    """Embeddings in a window of ``n_samples`` when consecutive ones are ``step`` mel frames apart."""
+    return max(0, (mel_frames(n_samples) - EMBEDDING_FRAMES) // step + 1)
 
 
 class EmbeddingFrontEnd:
     """Audio (16 kHz float32 in [-1, 1]) → (n, 96) speech embeddings, the last aligned to the audio's end."""
 
-    def __init__(self, mel_path: Path, embedding_path: Path, threads: int | None = None, cache_size: int = 64):
+    def __init__(self, mel_path: Path, embedding_path: Path, threads: int | None = None, cache_size: int = 64,
+                 step: int = EMBEDDING_STRIDE):
+        if step <= 0 or step % EMBEDDING_STRIDE:
+            raise ModelError(f"embedding step {step} must be a positive multiple of {EMBEDDING_STRIDE} mel frames")
+        self.step = step
         self._mel = _session(mel_path, threads)
         self._emb = _session(embedding_path, threads)
         self._mel_input = self._mel.get_inputs()[0].name
@@ -85,12 +90,13 @@ class EmbeddingFrontEnd:
         return mel.reshape(-1, 32) / 10.0 + 2.0
 
     def embed_mel(self, mel: np.ndarray) -> np.ndarray:
-        """Embeddings of every 76-frame window of ``mel``, stepping 8 frames back from the end."""
-        n = (mel.shape[0] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
+        """Embeddings of 76-frame windows of ``mel``, ``step`` frames apart, the last ending at its end."""
+        step = self.step
+        n = (mel.shape[0] - EMBEDDING_FRAMES) // step + 1
         if n <= 0:
             raise ModelError(f"audio too short for the speech-embedding front end ({mel.shape[0]} mel frames)")
-        start = mel.shape[0] - EMBEDDING_FRAMES - (n - 1) * EMBEDDING_STRIDE
-        windows = np.lib.stride_tricks.sliding_window_view(mel[start:], (EMBEDDING_FRAMES, 32))[::EMBEDDING_STRIDE, 0]
+        start = mel.shape[0] - EMBEDDING_FRAMES - (n - 1) * step
+        windows = np.lib.stride_tricks.sliding_window_view(mel[start:], (EMBEDDING_FRAMES, 32))[::step, 0]
         out = np.empty((n, EMBEDDING_DIM), dtype=np.float32)
         missing = []
         keys = []
@@ -117,7 +123,8 @@ class EmbeddingFrontEnd:
         return self.embed_mel(self.mel(audio))
 
     def batch(self, clips: np.ndarray) -> np.ndarray:
-        """Embeddings of many equal-length clips at once (training), no caching: (clips, n, 96)."""
+        """Embeddings of many equal-length clips at once (training), no caching: (clips, n, 96), every
+        8 frames whatever ``step`` is, so one feature cache serves heads of any step (:func:`every_step`)."""
         x = (clips * INT16_SCALE).astype(np.float32)
         mels = np.stack([self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) for c in x]) / 10 + 2
         n = (mels.shape[1] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
@@ -128,6 +135,13 @@ class EmbeddingFrontEnd:
         out = np.concatenate([self._emb.run(None, {self._emb_input: flat[i : i + 512]})[0]
                               for i in range(0, len(flat), 512)])
         return out.reshape(len(clips), n, EMBEDDING_DIM)
+
+
+def every_step(embeddings: np.ndarray, step: int) -> np.ndarray:
+    """From embeddings 8 frames apart (..., n, 96), those ``step`` frames apart, the last one kept."""
+    k = step // EMBEDDING_STRIDE
+    n = (embeddings.shape[-2] - 1) // k + 1
+    return embeddings[..., embeddings.shape[-2] - 1 - (n - 1) * k :: k, :]
 
 
 def sha256_file(path: Path) -> str:
@@ -164,7 +178,9 @@ class SpeechEmbeddingClassifier:
         if head_key is None or head_key not in files:
             raise ModelError(f"{self.model_dir}: no {precision or 'default'} head in the manifest")
         paths = {k: self._verified(files[k]) for k in ("melspectrogram", "embedding", head_key)}
-        self.frontend = EmbeddingFrontEnd(paths["melspectrogram"], paths["embedding"], threads)
+        # frames between the embeddings the head sees; older models (no key) used every embedding
+        step = int(manifest.get("embedding_step_frames", EMBEDDING_STRIDE))
+        self.frontend = EmbeddingFrontEnd(paths["melspectrogram"], paths["embedding"], threads, step=step)
         self._head = _session(paths[head_key], threads)
         self._head_input = self._head.get_inputs()[0].name
         self._labels = tuple(manifest["labels"])
