@@ -20,7 +20,7 @@ backend on the same audio and the same thread count:
 Ratios are each p50 over faster-whisper's p50 in the same mode. For the onnx
 backend, the stage split (log-mel, encoder, decoder steps) shows what dominates.
 
-    python scripts/bench_handoff.py [--runs 10] [--threads 2] [--backends faster-whisper,onnx,onnx-fp32,transformers]
+    python scripts/bench_handoff.py [--runs 10] [--threads 2] [--backends faster-whisper,onnx,onnx-fp32,transformers@1,transformers]
 """
 
 from __future__ import annotations
@@ -112,18 +112,21 @@ class TransformersWhisper:
         return TranscriptResult(text, language, probability, audio.shape[0] / SR)
 
 
-def make_backend(name: str, args: argparse.Namespace):
+def make_backend(spec: str, args: argparse.Namespace):
+    """``NAME[@THREADS]``: a backend, with its own thread count if given."""
+    name, _, threads_text = spec.partition("@")
+    threads = int(threads_text) if threads_text else args.threads
     if name == "faster-whisper":
         from wakeword.handoff import FasterWhisperTranscriber
 
-        return FasterWhisperTranscriber(args.model, compute_type=args.compute_type, threads=args.threads)
+        return FasterWhisperTranscriber(args.model, compute_type=args.compute_type, threads=threads)
     if name in ("onnx", "onnx-fp32"):
         from wakeword.onnx_whisper import OnnxWhisperTranscriber
 
         return OnnxWhisperTranscriber(args.onnx_model, compute_type="float32" if name == "onnx-fp32" else "int8",
-                                      threads=args.threads)
+                                      threads=threads)
     if name == "transformers":
-        return TransformersWhisper(Path(args.hf_model).expanduser(), args.threads)
+        return TransformersWhisper(Path(args.hf_model).expanduser(), threads)
     raise SystemExit(f"unknown backend {name!r}")
 
 
@@ -178,7 +181,8 @@ def main() -> int:
     parser.add_argument("--model", default="base", help="faster-whisper model")
     parser.add_argument("--onnx-model", default="base", help="onnx export dir (base: ~/.cache/wakeword/whisper-base-onnx)")
     parser.add_argument("--hf-model", default=str(HF_DIR), help="transformers dir for the generate baseline")
-    parser.add_argument("--backends", default="faster-whisper,onnx,onnx-fp32,transformers")
+    parser.add_argument("--backends", default="faster-whisper,onnx,onnx-fp32,transformers@1,transformers",
+                        help="comma-separated NAME[@THREADS]; torch's 2 threads collapse when the cores are busy")
     parser.add_argument("--silence-s", type=float, default=0.8)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -224,7 +228,7 @@ def main() -> int:
                   f"{row['eos_to_transcript_p95_s']:>6.3f} {row['ratio_vs_first_backend']:>6.2f}  "
                   f"[{last.language} {last.language_probability:.2f}] {last.text}")
             sys.stdout.flush()
-        if name.startswith("onnx"):
+        if name.startswith("onnx"):  # what dominates
             stages = onnx_stages(transcriber, audio, max(3, args.runs // 2))
             rows.append({"backend": name, "stages_p50": stages})
             print(f"{'':<16} stages p50: log-mel {stages['log_mel_s']:.3f} s, encoder {stages['encoder_s']:.3f} s, "
