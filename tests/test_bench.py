@@ -147,6 +147,11 @@ def test_count_macs_on_a_hand_built_graph(tmp_path):
     assert macs == MacCount(total=4 * 16 * 8 + 2 * 8 * 3, int8=0)
     doubled = count_macs(tmp_path / "tiny.onnx", {"x": [2, 4, 8], "s": [1, 1, 10]})
     assert doubled.total == 2 * 4 * 16 * 8 + 2 * 8 * 3
+    assert count_macs(tmp_path / "tiny.onnx", {"x": [1, 4, -1], "s": [-1, -1, 10]}) == macs  # -1: the graph's size
+    from wakeword.errors import ModelError
+
+    with pytest.raises(ModelError, match="no fixed size"):
+        count_macs(tmp_path / "tiny.onnx", {"x": [1, -1, 8], "s": [1, 1, 10]})
     est = pi_estimate(MacCount(3_000_000_000, 0), hop_ms=100)
     from wakeword.opcount import PI_GMACS
 

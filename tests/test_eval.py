@@ -91,6 +91,10 @@ def test_det_points_budgets_and_recommended_threshold():
     chosen = recommend_threshold(points, 0.1)
     assert chosen.threshold == pytest.approx(0.55)
     assert recommend_threshold(points, -1.0) is None
+    # a budget only a threshold that detects nothing meets gives no recommendation
+    deaf = [p for p in points if p.threshold >= 0.95]
+    assert deaf and all(p.false_reject_rate == 1.0 for p in deaf)
+    assert recommend_threshold(deaf, 0.1) is None
 
 
 def test_replay_reproduces_the_engines_detections():

@@ -277,19 +277,19 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
 def backend_macs(model: str, backend: str, window_samples: int | None = None):
     """MACs per classified hop of a backend (the ONNX graphs it runs), or None when unknown."""
     from .opcount import MacCount, count_macs
-    from .speech_embedding import EMBEDDING_DIM, embedding_count
+    from .speech_embedding import EMBEDDING_DIM
 
-    def speech_embedding(mel: Path, emb: Path, head: Path, window: int, head_window: int) -> MacCount:
+    def speech_embedding(mel: Path, emb: Path, head: Path, window: int) -> MacCount:
         # per hop: the log-mel of the whole window, one new embedding (the rest are cached), the head
+        # (its number of embeddings is fixed in its graph)
         return (count_macs(mel, [1, window]) + count_macs(emb, [1, 76, 32, 1])
-                + count_macs(head, [1, head_window, EMBEDDING_DIM]))
+                + count_macs(head, [1, -1, EMBEDDING_DIM]))
 
     if backend.startswith(PEER_PREFIX):
         from .peers import load_peer
 
         peer = load_peer(backend[len(PEER_PREFIX) :], threads=1)
-        return speech_embedding(peer.mel_path, peer.embedding_path, peer.head_path, peer.window_samples,
-                                peer.embeddings)
+        return speech_embedding(peer.mel_path, peer.embedding_path, peer.head_path, peer.window_samples)
     manifest = _manifest(model)
     if manifest is None:
         return None
@@ -299,7 +299,7 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
         head = files["head_int8" if backend == "onnx-int8" else "head"]["path"]
         window = int(manifest["window_samples"])
         return speech_embedding(root / files["melspectrogram"]["path"], root / files["embedding"]["path"],
-                                root / head, window, embedding_count(window))
+                                root / head, window)
     if manifest.get("format") == "wakeword-onnx-classifier":
         from .features import build_feature_extractor
 

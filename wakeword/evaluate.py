@@ -594,7 +594,8 @@ def summary(report: dict) -> str:
                 lines.append(f"  recommended threshold {r['threshold']:g}: {r['false_accepts_per_hour']:.2f} FA/h, "
                              f"false-reject rate {_pct(r['false_reject_rate'])} (target <= {r['target_fa_per_hour']:g} FA/h)")
             else:
-                lines.append(f"  no swept threshold stays within {report['target_fa_per_hour']:g} FA/h")
+                lines.append(f"  no swept threshold stays within {report['target_fa_per_hour']:g} FA/h "
+                             "and still detects a keyword")
             lines.append(f"  CPU {_num(s['cpu_s_per_audio_hour'], '.0f')} s per audio hour")
     if report["plot"]:
         lines.append(f"\nDET curve: {report['plot']}")
@@ -629,6 +630,7 @@ def write_det_plot(report: dict, path: Path) -> None:
         ax.axvline(budget, color="0.8", lw=0.8, ls="--")
     ax.set_xscale("symlog", linthresh=0.1)
     ax.set_ylim(bottom=0, top=max(5.0, ax.get_ylim()[1]))
+    ax.set_xlim(left=0)
     ax.set_xlabel("false accepts per hour")
     ax.set_ylabel("false-reject rate (%)")
     ax.set_title("DET curve" + ("" if plotted else " (no labelled keywords)"))

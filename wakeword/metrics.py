@@ -245,10 +245,13 @@ def recommend_threshold(points: Sequence[OperatingPoint], target_fa_per_hour: fl
     """The threshold with the lowest false-reject rate whose false accepts per hour stay within the target.
 
     Without labelled keywords (false-reject rate unknown) it is the lowest
-    threshold within the target. None when no threshold meets it.
+    threshold within the target. None when no threshold meets it while
+    detecting at least one keyword.
     """
     best = _best_within(points, target_fa_per_hour)
     if best is not None:
-        return best
+        return best if best.false_reject_rate < 1.0 else None  # type: ignore[operator]
+    if any(p.false_reject_rate is not None for p in points):
+        return None
     within = [p for p in points if p.false_accepts_per_hour <= target_fa_per_hour + 1e-12]
     return min(within, key=lambda p: p.threshold) if within else None

@@ -46,7 +46,8 @@ _MATMUL = {"MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul"}
 def count_macs(path: str | Path, input_shapes: dict[str, Sequence[int]] | Sequence[int]) -> MacCount:
     """MACs of one run of the model at ``path`` with inputs of the given shapes.
 
-    ``input_shapes``: per input name, or one shape for the first input.
+    ``input_shapes``: per input name, or one shape for the first input; a
+    size of -1 keeps the graph's own fixed size for that dimension.
     """
     try:
         import onnx
@@ -70,6 +71,10 @@ def count_macs(path: str | Path, input_shapes: dict[str, Sequence[int]] | Sequen
         if len(dims) != len(shape):
             raise ModelError(f"{path}: input {inp.name} has {len(dims)} dimensions, got shape {tuple(shape)}")
         for dim, size in zip(dims, shape):
+            if size == -1:
+                if not dim.HasField("dim_value"):
+                    raise ModelError(f"{path}: input {inp.name} has no fixed size to keep ({dim.dim_param!r})")
+                continue
             dim.ClearField("dim_param")
             dim.dim_value = int(size)
     inferred = shape_inference.infer_shapes(model, data_prop=True)
