@@ -47,14 +47,14 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def evaluate(backend: str, compute_type: str, model: str, examples: Path, entries: list[dict],
-             languages: tuple[str, ...] | None = None) -> dict:
+             languages: tuple[str, ...] | None = None, command_silence_s: float = 0.8) -> dict:
     from wakeword.audio import FileSource
     from wakeword.cli import _make_engine
     from wakeword.config import Settings
 
     t0 = time.monotonic()
     engine = _make_engine(Settings(asr_backend=backend, asr_model=model, compute_type=compute_type,
-                                   languages=languages))
+                                   languages=languages, command_silence_s=command_silence_s))
     load_s = time.monotonic() - t0
     rows = []
     with engine:
@@ -81,6 +81,7 @@ def evaluate(backend: str, compute_type: str, model: str, examples: Path, entrie
     english = [r["wer"] for r in rows if r["expected_language"] == "en"]
     return {
         "backend": backend, "compute_type": compute_type, "model": model, "candidate_languages": languages,
+        "command_silence_s": command_silence_s,
         "load_s": round(load_s, 2),
         "languages_correct": sum(r["language_correct"] for r in rows), "files": len(rows),
         "english_wer": max(english) if english else None,
@@ -95,6 +96,7 @@ def main() -> int:
     parser.add_argument("--backends", default="faster-whisper,onnx,onnx:float32",
                         help="comma-separated BACKEND[:COMPUTE_TYPE][=MODEL] (defaults: int8, base)")
     parser.add_argument("--languages", default=None, help="restrict language ID to these, e.g. en,fr,de,es,it")
+    parser.add_argument("--command-silence-s", type=float, default=0.8, help="silence that ends a command (0.8)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     entries = json.loads((args.examples / "commands.json").read_text(encoding="utf-8"))
@@ -107,7 +109,7 @@ def main() -> int:
         backend, _, compute_type = spec.partition(":")
         try:
             result = evaluate(backend, compute_type or "int8", model or "base", args.examples, entries,
-                              tuple(args.languages.split(",")) if args.languages else None)
+                              tuple(args.languages.split(",")) if args.languages else None, args.command_silence_s)
         except WakewordError as e:
             print(f"{backend}: skipped ({e})", file=sys.stderr)
             report["backends"].append({"backend": spec, "skipped": str(e)})
