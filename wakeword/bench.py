@@ -189,10 +189,25 @@ def process_age_s() -> float | None:
     return uptime - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
-def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
-    """Run one backend over the input ``args.repeat`` times; one result row (see BENCH_SCHEMA)."""
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process's own address space (Linux VmHWM).
+
+    Not ``ru_maxrss``: that survives fork and exec, so a worker would inherit
+    the peak of the process that started it.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     import resource
 
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
+    """Run one backend over the input ``args.repeat`` times; one result row (see BENCH_SCHEMA)."""
     from .audio import FileSource
     from .engine import EngineConfig
     from .events import Detection
@@ -257,7 +272,7 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
         "audio_s": audio_s,
         "x_realtime": audio_s / wall if wall else None,
         "cpu_s_per_audio_hour": cpu / audio_s * 3600 if audio_s else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "load_ms": load_ms,
         "startup_ms": startup_ms,
         "hop_ms": engine.hop_samples * 1000 / SAMPLE_RATE,
@@ -514,9 +529,8 @@ def run(args: argparse.Namespace) -> int:
         backends.append(PEER_PREFIX + args.peer)
     if args.handoff and importlib.util.find_spec("faster_whisper") is None:
         raise DependencyError("--handoff needs faster-whisper; pip install 'wakeword[whisper]'")
-    rows = []
-    for backend in backends:
-        row = _run_worker(args, backend)
+    rows = [_run_worker(args, backend) for backend in backends]
+    for backend, row in zip(backends, rows):  # after the workers: loading big graphs grows this process
         try:
             macs = backend_macs(args.model, backend)
         except (WakewordError, ImportError) as e:  # an estimate is optional: no onnx package, odd graph
@@ -527,7 +541,6 @@ def run(args: argparse.Namespace) -> int:
         row["macs_per_hop"] = None if macs is None else macs.total
         row["int8_macs_per_hop"] = None if macs is None else macs.int8
         row["pi_estimate"] = None if macs is None else pi_estimate(macs, row["hop_ms"])
-        rows.append(row)
     ours = [r for r in rows if not r["backend"].startswith(PEER_PREFIX)]
     baseline = next((r for r in ours if r["backend"] == "transformers"), None) or \
         next((r for r in ours if r["backend"] == "onnx-fp32"), ours[-1])
