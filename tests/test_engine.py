@@ -86,6 +86,26 @@ def test_two_utterances_closer_than_refractory_fire_once():
     assert 2.2 < twice[1].time_s < 2.6
 
 
+def test_a_pause_does_not_let_the_same_utterance_fire_again_while_it_is_in_the_window():
+    """The gate closing re-arms a keyword, but the audio that fired it is still in the window."""
+    from wakeword.detector import Detector
+
+    hop, window = 1280, 24_000
+    config = DetectorConfig(smoothing_hops=1, refractory_s=0.2)
+    high = np.array([0.9, 0.0], np.float32)
+
+    def fires(detector, pause_hops):
+        events = detector.update(high, hop)
+        for _ in range(pause_hops):
+            detector.idle()
+        return events + detector.update(high, hop * (2 + pause_hops))
+
+    windowed = Detector(("marvin", "_unknown_"), config, window_samples=window)
+    assert len(fires(windowed, 5)) == 1  # 6 hops = 0.48 s later: still inside the 1.5 s window
+    assert len(fires(Detector(("marvin", "_unknown_"), config, window_samples=window), 20)) == 2  # 1.68 s later
+    assert len(fires(Detector(("marvin", "_unknown_"), config), 5)) == 2  # without the window rule it fired twice
+
+
 def test_per_keyword_thresholds_decide_between_equal_scores():
     both = tone_stream([(440.0, 0.5, 1.0), (660.0, 0.5, 1.0)], duration_s=2.5)  # each scores ~0.5
 

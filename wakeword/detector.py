@@ -20,9 +20,10 @@ class DetectorConfig:
     """``threshold`` applies to every keyword without its own entry in ``thresholds``.
 
     ``smoothing_hops``: scores are averaged over the last this-many hops, a
-    closed gate counting as zero, so a single-hop spike cannot fire alone. ``refractory_s``: after a keyword fires it cannot fire again for this
-    long, and not before its smoothed score has fallen below its threshold, so
-    one utterance fires once. ``keywords``: which labels may fire (default:
+    closed gate counting as zero, so a single-hop spike cannot fire alone. ``refractory_s``: after a keyword
+    fires it cannot fire again for this long, nor while the audio it fired on is still in the classifier's
+    window, nor before its smoothed score has fallen below its threshold, so one utterance fires once (a pause
+    that closes the VAD gate re-arms a keyword, but the window rule still holds it). ``keywords``: which labels may fire (default:
     the model's wake words, else every label not starting with ``_``).
     """
 
@@ -48,9 +49,11 @@ class Detector:
     """Stateful detector for one stream. State: score history, re-arm flags, refractory ends."""
 
     def __init__(
-        self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig(), default_keywords: tuple[str, ...] = ()
+        self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig(), default_keywords: tuple[str, ...] = (),
+        window_samples: int = 0,
     ) -> None:
-        """``default_keywords``: the model's wake words, used when the config names none."""
+        """``default_keywords``: the model's wake words, used when the config names none. ``window_samples``:
+        the classifier's window; a keyword stays quiet at least this long after it fires."""
         self.config = config
         keywords = config.keywords or default_keywords or tuple(l for l in labels if not l.startswith("_"))
         unknown = [k for k in (*keywords, *config.thresholds) if k not in labels]
@@ -65,7 +68,7 @@ class Detector:
         self._thresholds = np.array(
             [config.thresholds.get(k, config.threshold) for k in keywords], dtype=np.float32
         )
-        self._refractory_samples = int(round(config.refractory_s * SAMPLE_RATE))
+        self._refractory_samples = max(int(round(config.refractory_s * SAMPLE_RATE)), int(window_samples))
         self._history = np.zeros((config.smoothing_hops, len(keywords)), dtype=np.float32)
         self._smoothed = np.zeros(len(keywords), dtype=np.float32)
         self.reset_states()

@@ -111,7 +111,8 @@ class Engine:
         self.reframer = Reframer(self.hop_samples)
         self.gate = VadGate(config.vad)
         self.detector = Detector(
-            tuple(classifier.labels), config.detector, default_keywords=tuple(getattr(classifier, "keywords", ()) or ())
+            tuple(classifier.labels), config.detector, default_keywords=tuple(getattr(classifier, "keywords", ()) or ()),
+            window_samples=self.window_samples,
         )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}

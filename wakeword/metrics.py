@@ -79,6 +79,7 @@ class ScoreTrace:
     hop_samples: int
     gate_open: np.ndarray  # bool (hops,)
     scores: np.ndarray  # float32 (hops, keywords)
+    window_samples: int = 0  # the classifier's window: the detector's minimum quiet time after a detection
 
     @property
     def hops(self) -> int:
@@ -95,7 +96,7 @@ def replay(trace: ScoreTrace, config: DetectorConfig) -> list[tuple[str, int]]:
     ``config.keywords`` (default: all of the trace's) selects which may fire.
     A run of closed hops calls ``idle()`` once: it is idempotent.
     """
-    detector = Detector(trace.keywords, config)
+    detector = Detector(trace.keywords, config, window_samples=trace.window_samples)
     fired: list[tuple[str, int]] = []
     hop = trace.hop_samples
     idle = False

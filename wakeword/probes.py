@@ -210,4 +210,4 @@ def record_trace(
     table = np.zeros((gate_open.shape[0], len(keywords)), dtype=np.float32)
     if scores:
         table[gate_open] = np.stack(scores)
-    return ScoreTrace(tuple(keywords), engine.hop_samples, gate_open, table), detections, engine
+    return ScoreTrace(tuple(keywords), engine.hop_samples, gate_open, table, engine.window_samples), detections, engine

@@ -224,7 +224,7 @@ def train_head(config: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
             acc = float((model(xvt).argmax(1).numpy() == yv).mean()) if len(yv) else 0.0
         if acc >= best:
             best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
-        progress(f"epoch {epoch + 1}/{config.epochs}: loss {float(loss):.3f}, val accuracy {acc:.4f}")
+        progress(f"epoch {epoch + 1}/{config.epochs}: loss {loss.item():.3f}, val accuracy {acc:.4f}")
     model.load_state_dict(best_state)
     model.eval()
     return model, best
