@@ -183,7 +183,7 @@ def main() -> int:
     parser.add_argument("--hf-model", default=str(HF_DIR), help="transformers dir for the generate baseline")
     parser.add_argument("--backends", default="faster-whisper,onnx,onnx-fp32,transformers@1,transformers",
                         help="comma-separated NAME[@THREADS]; torch's 2 threads collapse when the cores are busy")
-    parser.add_argument("--silence-s", type=float, default=0.8)
+    parser.add_argument("--silence-s", type=float, default=CaptureConfig().silence_s)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
 

@@ -81,7 +81,7 @@ def test_the_end_does_not_depend_on_hop_size():
     ends = set()
     for hop in (160, 320, 800, 1600):
         per = HOP // hop
-        cap = CommandCapture()
+        cap = CommandCapture(CaptureConfig(silence_s=0.8))
         cap.start(8_000)
         result, _ = feed(cap, 8_000, "".join(c * per for c in pattern_100ms), hop=hop)
         ends.add((result.end_sample, result.speech_end_sample, result.speech_samples))

@@ -133,7 +133,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="base (shipped in a wheel), a hub name, a CTranslate2 dir, or an ONNX export dir for onnx")
     g.add_argument("--compute-type", default=S, help="CTranslate2 compute type (int8)")
     g.add_argument("--beam-size", type=int, default=S, help="Whisper beam size (1)")
-    g.add_argument("--command-silence-s", type=float, default=S, help="silence that ends a command (0.8)")
+    g.add_argument("--command-silence-s", type=float, default=S, help="silence that ends a command (0.5)")
     g.add_argument("--command-max-s", type=float, default=S, help="longest command (10)")
     g = p.add_argument_group("output and configuration")
     g.add_argument("--json", action="store_true", default=S, help="print one JSON object per event")

@@ -49,7 +49,7 @@ class Settings:
     asr_model: str = "base"
     compute_type: str = "int8"
     beam_size: int = 1
-    command_silence_s: float = 0.8
+    command_silence_s: float = 0.5
     command_max_s: float = 10.0
     # sources
     device: str | None = None

@@ -75,7 +75,7 @@ class CaptureConfig:
     """``silence_s``: non-speech after speech that ends a command. ``max_s``: longest command.
     ``min_speech_s``: speech needed before silence may end it (shorter blips are the wake word's tail)."""
 
-    silence_s: float = 0.8
+    silence_s: float = 0.5  # a 0.8 s wait alone was half of the 1.5 s end-of-speech-to-text budget
     max_s: float = 10.0
     min_speech_s: float = 0.2
 
