@@ -120,3 +120,27 @@ def test_run_detects_marvin_in_the_bundled_example():
     assert events and all(e["keyword"] == "marvin" for e in events)
     for event in events:
         assert any(m["start_s"] < event["time_s"] <= m["end_s"] + 1.0 for m in marks), event
+
+
+def test_the_models_recommended_threshold_applies_unless_the_user_sets_one(model):
+    from wakeword import Engine
+    from wakeword.detector import DetectorConfig
+    from wakeword.engine import EngineConfig
+
+    recommended = model.manifest["thresholds"]["marvin"]
+    assert model.thresholds == {"marvin": recommended} and recommended != 0.5
+    assert Engine(model).detector.thresholds() == {"marvin": recommended}
+    explicit = Engine(model, EngineConfig(detector=DetectorConfig(threshold=0.5)))
+    assert explicit.detector.thresholds() == {"marvin": 0.5}
+    per_keyword = Engine(model, EngineConfig(detector=DetectorConfig(threshold=0.3, thresholds={"marvin": 0.7})))
+    assert per_keyword.detector.thresholds() == {"marvin": 0.7}
+    others = Engine(model, EngineConfig(detector=DetectorConfig(keywords=("marvin", "sheila"))))
+    assert others.detector.thresholds() == {"marvin": recommended, "sheila": 0.5}
+
+
+def test_a_bad_recommended_threshold_is_refused(model_copy):
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    manifest["thresholds"] = {"marvin": 1.5}
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelError, match="recommended threshold"):
+        SpeechEmbeddingClassifier(model_copy)

@@ -109,7 +109,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model and detection")
     g.add_argument("--model", default=S, help="model directory or built-in backend name (default: tone)")
     g.add_argument("--keywords", default=S, help="comma-separated keywords to detect (default: all of the model's)")
-    g.add_argument("--threshold", type=float, default=S, help="detection threshold for every keyword (0.5)")
+    g.add_argument("--threshold", type=float, default=S, help="detection threshold for every keyword (the model's recommended one, else 0.5)")
     g.add_argument("--thresholds", type=_keyword_thresholds, default=S, metavar="KW=T[,KW=T]",
                    help="per-keyword thresholds, e.g. marvin=0.8")
     g.add_argument("--smoothing-hops", type=int, default=S, help="average scores over N hops (3)")

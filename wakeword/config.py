@@ -31,7 +31,7 @@ class Settings:
 
     model: str = DEFAULT_MODEL
     keywords: tuple[str, ...] | None = None
-    threshold: float = 0.5
+    threshold: float | None = None  # None: the model's recommended thresholds, else 0.5
     thresholds: dict[str, float] = field(default_factory=dict)
     smoothing_hops: int = 3
     refractory_s: float = 1.0

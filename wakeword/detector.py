@@ -13,11 +13,13 @@ from .events import Detection
 __all__ = ["Detector", "DetectorConfig"]
 
 SAMPLE_RATE = 16_000
+DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
 class DetectorConfig:
-    """``threshold`` applies to every keyword without its own entry in ``thresholds``.
+    """``threshold`` applies to every keyword without its own entry in ``thresholds``; when it is None, each
+    keyword uses the threshold its model recommends (``manifest.json`` → ``thresholds``), else 0.5.
 
     ``smoothing_hops``: scores are averaged over the last this-many hops, a
     closed gate counting as zero, so a single-hop spike cannot fire alone. ``refractory_s``: after a keyword
@@ -27,14 +29,14 @@ class DetectorConfig:
     the model's wake words, else every label not starting with ``_``).
     """
 
-    threshold: float = 0.5
+    threshold: float | None = None
     thresholds: Mapping[str, float] = field(default_factory=dict)
     smoothing_hops: int = 3
     refractory_s: float = 1.0
     keywords: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if not 0.0 <= float(self.threshold) <= 1.0:
+        if self.threshold is not None and not 0.0 <= float(self.threshold) <= 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {self.threshold!r}")
         for name, value in self.thresholds.items():
             if not 0.0 <= float(value) <= 1.0:
@@ -50,10 +52,11 @@ class Detector:
 
     def __init__(
         self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig(), default_keywords: tuple[str, ...] = (),
-        window_samples: int = 0,
+        window_samples: int = 0, model_thresholds: Mapping[str, float] | None = None,
     ) -> None:
         """``default_keywords``: the model's wake words, used when the config names none. ``window_samples``:
-        the classifier's window; a keyword stays quiet at least this long after it fires."""
+        the classifier's window; a keyword stays quiet at least this long after it fires. ``model_thresholds``:
+        the model's recommended thresholds, used where the config sets neither a keyword's nor a global one."""
         self.config = config
         keywords = config.keywords or default_keywords or tuple(l for l in labels if not l.startswith("_"))
         unknown = [k for k in (*keywords, *config.thresholds) if k not in labels]
@@ -65,13 +68,25 @@ class Detector:
             raise ConfigError("no keyword to detect: the model has no keyword labels")
         self.keywords = tuple(keywords)
         self._index = np.array([labels.index(k) for k in keywords], dtype=np.intp)
-        self._thresholds = np.array(
-            [config.thresholds.get(k, config.threshold) for k in keywords], dtype=np.float32
-        )
+        self._threshold_of = {
+            k: float(config.thresholds.get(k, self._fallback_threshold(k, config, model_thresholds or {})))
+            for k in keywords
+        }
+        self._thresholds = np.array([self._threshold_of[k] for k in keywords], dtype=np.float32)
         self._refractory_samples = max(int(round(config.refractory_s * SAMPLE_RATE)), int(window_samples))
         self._history = np.zeros((config.smoothing_hops, len(keywords)), dtype=np.float32)
         self._smoothed = np.zeros(len(keywords), dtype=np.float32)
         self.reset_states()
+
+    @staticmethod
+    def _fallback_threshold(keyword: str, config: DetectorConfig, model_thresholds: Mapping[str, float]) -> float:
+        if config.threshold is not None:
+            return float(config.threshold)
+        return float(model_thresholds.get(keyword, DEFAULT_THRESHOLD))
+
+    def thresholds(self) -> dict[str, float]:
+        """The threshold each keyword fires at."""
+        return dict(self._threshold_of)
 
     def reset_states(self) -> None:
         self._history[:] = 0.0

@@ -112,7 +112,7 @@ class Engine:
         self.gate = VadGate(config.vad)
         self.detector = Detector(
             tuple(classifier.labels), config.detector, default_keywords=tuple(getattr(classifier, "keywords", ()) or ()),
-            window_samples=self.window_samples,
+            window_samples=self.window_samples, model_thresholds=getattr(classifier, "thresholds", None),
         )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}

@@ -186,6 +186,11 @@ class SpeechEmbeddingClassifier:
         self._labels = tuple(manifest["labels"])
         self._window_samples = int(manifest["window_samples"])
         self.keywords = tuple(manifest.get("keywords") or ())
+        # per-keyword thresholds chosen by evaluation (model card); the detector uses them unless told otherwise
+        self.thresholds = {str(k): float(v) for k, v in (manifest.get("thresholds") or {}).items()}
+        bad = {k: v for k, v in self.thresholds.items() if k not in self._labels or not 0.0 <= v <= 1.0}
+        if bad:
+            raise ModelError(f"{manifest_path}: bad recommended threshold(s) {bad}")
         self.preferred_hop_ms = int(manifest.get("hop_ms", 80))
         self.precision = "int8" if head_key == "head_int8" else "fp32"
 

@@ -325,7 +325,8 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         "training": {
             "seed": config.seed, "per_keyword": config.per_keyword, "per_unknown_word": config.per_unknown_word,
             "test_per_keyword": config.test_per_keyword, "unknown_words": list(config.unknown_words),
-            "festival": config.festival, "copies": config.copies,
+            "festival": config.festival, "copies": config.copies, "silence_clips": config.silence_clips,
+            "speech_negatives": config.speech_negatives, "embedding_step": config.embedding_step,
             "epochs": config.epochs, "width": config.width, "clips_train": int(len(x)), "clips_val": int(len(xv)),
             "voices": "piper joe + espeak-ng (train); held-out espeak variants/accent + festival (test)",
         },
