@@ -234,3 +234,11 @@ def test_progress_bar_on_request(tone_data, capsys):
     assert "eval:" in err and "s audio" in err  # tqdm's bar over seconds of audio
     code, _, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad")
     assert code == 0 and err == ""  # stderr is not a terminal here: no bar
+
+
+def test_det_steps_hold_the_best_miss_rate_at_each_budget():
+    from wakeword.evaluate import det_steps
+
+    det = [{"false_accepts_per_hour": fa, "false_reject_rate": frr}
+           for fa, frr in [(0.0, 0.06), (1.9, 0.06), (0.0, 1.0), (0.0, 0.5), (17.0, 0.03)]]
+    assert det_steps(det) == [(0.0, 1.0), (0.0, 0.5), (0.0, 0.06), (1.9, 0.06), (17.0, 0.03)]

@@ -602,6 +602,13 @@ def summary(report: dict) -> str:
     return "\n".join(lines)
 
 
+def det_steps(det: list[dict]) -> list[tuple[float, float]]:
+    """DET points as a step curve: by false accepts per hour, and at equal false accepts the highest miss
+    rate first, so each horizontal step holds the best miss rate within that budget."""
+    pts = [(p["false_accepts_per_hour"], p["false_reject_rate"]) for p in det]
+    return sorted(pts, key=lambda p: (p[0], -p[1]))
+
+
 def write_det_plot(report: dict, path: Path) -> None:
     """False-reject rate against false accepts per hour, one line per model, budgets and the pick marked."""
     try:
@@ -619,7 +626,7 @@ def write_det_plot(report: dict, path: Path) -> None:
         s = m["streams"]
         if not s or s["recall"] is None:
             continue
-        pts = sorted((p["false_accepts_per_hour"], p["false_reject_rate"]) for p in s["det"])
+        pts = det_steps(s["det"])
         ax.step([p[0] for p in pts], [100 * p[1] for p in pts], where="post", label=m["name"], marker=".")
         r = s["recommended"]
         if r and r["false_reject_rate"] is not None:
