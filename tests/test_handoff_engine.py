@@ -106,3 +106,32 @@ def test_the_real_base_model_transcribes_the_command_in_the_bundled_example():
     assert last["language"] == "en"
     words = last["text"].lower().replace(",", " ").replace(".", " ").split()
     assert "queen" in words and ("four" in words or "4" in words)
+
+
+def test_the_five_language_command_examples_get_their_language_and_the_english_text():
+    """Wake word, pause, command (en, fr, de, es, it; made by scripts/make_command_examples.py), through the
+    default model and the real Whisper base: the language is right and the English word error rate <= 0.2."""
+    pytest.importorskip("faster_whisper", reason="needs the whisper extra: pip install 'wakeword[whisper]'")
+    import json
+
+    from test_handoff import word_error_rate
+    from wakeword import FileSource, load_classifier
+    from wakeword.config import Settings
+    from wakeword.handoff import make_transcriber
+    from wakeword.models import models_dir
+
+    folder = models_dir() / "examples" / "commands"
+    entries = json.loads((folder / "commands.json").read_text())
+    assert sorted(e["language"] for e in entries) == ["de", "en", "es", "fr", "it"]
+    transcriber = make_transcriber("faster-whisper")
+    classifier = load_classifier("default")
+    for entry in entries:
+        engine = Engine(classifier, Settings().engine_config(), transcriber=transcriber,
+                        languages=("en", "fr", "de", "es", "it"))
+        with engine:
+            events = engine.run(FileSource(folder / entry["file"]))
+        transcripts = [e for e in events if isinstance(e, Transcript)]
+        assert len(transcripts) == 1, (entry["file"], events)
+        assert transcripts[0].language == entry["language"], (entry["file"], transcripts[0])
+        if entry["language"] == "en":
+            assert word_error_rate(entry["text"], transcripts[0].text) <= 0.2, transcripts[0].text
