@@ -47,11 +47,12 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 
 def evaluate(backend: str, compute_type: str, model: str, examples: Path, entries: list[dict],
-             languages: tuple[str, ...] | None = None, command_silence_s: float = 0.8) -> dict:
+             languages: tuple[str, ...] | None = None, command_silence_s: float | None = None) -> dict:
     from wakeword.audio import FileSource
     from wakeword.cli import _make_engine
     from wakeword.config import Settings
 
+    command_silence_s = command_silence_s or Settings().command_silence_s
     t0 = time.monotonic()
     engine = _make_engine(Settings(asr_backend=backend, asr_model=model, compute_type=compute_type,
                                    languages=languages, command_silence_s=command_silence_s))
@@ -96,7 +97,8 @@ def main() -> int:
     parser.add_argument("--backends", default="faster-whisper,onnx,onnx:float32",
                         help="comma-separated BACKEND[:COMPUTE_TYPE][=MODEL] (defaults: int8, base)")
     parser.add_argument("--languages", default=None, help="restrict language ID to these, e.g. en,fr,de,es,it")
-    parser.add_argument("--command-silence-s", type=float, default=0.8, help="silence that ends a command (0.8)")
+    parser.add_argument("--command-silence-s", type=float, default=None,
+                        help="silence that ends a command (the engine's default)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
     entries = json.loads((args.examples / "commands.json").read_text(encoding="utf-8"))
