@@ -233,7 +233,7 @@ def check(out: Path, ct2_dir: Path, files: list[str]) -> int:
     from faster_whisper import WhisperModel
 
     from wakeword.features import WhisperLogMel
-    from wakeword.transcribe_cli import read_audio
+    from wakeword.audio import read_file
 
     torch.set_num_threads(2)
     model = tf.WhisperForConditionalGeneration.from_pretrained(out).eval()
@@ -242,7 +242,7 @@ def check(out: Path, ct2_dir: Path, files: list[str]) -> int:
     extract = WhisperLogMel()
     mismatches = 0
     for path in files:
-        audio = read_audio(path)
+        audio = read_file(path)
         features = torch.from_numpy(extract(audio[: 30 * 16000]))
         with torch.no_grad():
             ids = model.generate(features, task="transcribe", return_timestamps=False, do_sample=False,

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeword.audio import ArraySource, FileSource
+from wakeword.audio import ArraySource, read_file
 from wakeword.errors import AudioFileError
 from wakeword.detector import DetectorConfig
 from wakeword.engine import Engine, EngineConfig
@@ -64,8 +64,7 @@ def log(msg: str) -> None:
 def read(path: Path) -> np.ndarray:
     if path.suffix == ".raw":
         return np.frombuffer(path.read_bytes(), "<i2").astype(np.float32) / 32768
-    src = FileSource(path)
-    return np.concatenate(list(src.blocks()))
+    return read_file(path)
 
 
 def heldout_accuracy(model: SpeechEmbeddingClassifier, training: dict, cache: Path) -> dict:

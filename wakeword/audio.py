@@ -34,6 +34,7 @@ __all__ = [
     "RawStreamSource",
     "Reframer",
     "list_input_devices",
+    "read_file",
 ]
 
 log = logging.getLogger(__name__)
@@ -251,6 +252,17 @@ def _open_sound_file(path: Path):
         f.close()
         raise AudioFileError(f"{path}: contains no audio frames (empty or truncated file)")
     return f
+
+
+def read_file(path: str | Path, require_audio: bool = True) -> np.ndarray:
+    """A whole file as 16 kHz mono float32, converted by :class:`FileSource` (any rate, any channels).
+    ``require_audio``: an empty result is an :class:`AudioFileError` rather than an empty array."""
+    blocks = list(FileSource(path).blocks())
+    if not blocks:
+        if require_audio:
+            raise AudioFileError(f"{path}: no audio after conversion to 16 kHz")
+        return np.zeros(0, np.float32)
+    return np.concatenate(blocks)
 
 
 class FileSource:

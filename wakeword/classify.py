@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .audio import read_file
 from .cli import positive_int
 from .errors import AudioError, AudioFileError, ConfigError, ModelError
 
-__all__ = ["DEFAULT_MODEL_DIR", "add_parser", "audio_files", "read_clip", "run"]
+__all__ = ["DEFAULT_MODEL_DIR", "add_parser", "audio_files", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +85,6 @@ def audio_files(inputs: list[str]) -> Iterator[Path]:
         yield from found
 
 
-def read_clip(path: str | Path) -> Any:
-    """A whole file as 16 kHz mono float32, converted by the engine's own file source."""
-    import numpy as np
-
-    from .audio import FileSource
-
-    source = FileSource(path)
-    blocks = list(source.blocks())
-    if not blocks:
-        raise AudioFileError(f"{path}: no audio after conversion to 16 kHz")
-    return np.concatenate(blocks)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``wakeword classify``; returns the exit code."""
     if getattr(args, "verbose", 0):
@@ -117,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
     classifier = OnnxClassifier(model_dir, precision=args.precision, threads=args.threads)
     single = len(args.files) == 1 and not Path(args.files[0]).is_dir()
     if single:
-        clip = read_clip(args.files[0])
+        clip = read_file(args.files[0])
         print(json.dumps(top_predictions(classifier.clip_scores(clip), classifier.labels, args.top_k)))
         return 0
     failures = 0
     for path in audio_files(args.files):
         try:
-            clip = read_clip(path)
+            clip = read_file(path)
         except AudioError as e:
             failures += 1
             print(f"wakeword: error: {e}", file=sys.stderr)

@@ -25,8 +25,8 @@ class DetectorConfig:
     closed gate counting as zero, so a single-hop spike cannot fire alone. ``refractory_s``: after a keyword
     fires it cannot fire again for this long, nor while the audio it fired on is still in the classifier's
     window, nor before its smoothed score has fallen below its threshold, so one utterance fires once (a pause
-    that closes the VAD gate re-arms a keyword, but the window rule still holds it). ``keywords``: which labels may fire (default:
-    the model's wake words, else every label not starting with ``_``).
+    that closes the VAD gate re-arms a keyword, but the window rule still holds it). ``keywords``: which
+    labels may fire (default: the model's wake words, else every label not starting with ``_``).
     """
 
     threshold: float | None = None

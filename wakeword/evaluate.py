@@ -165,17 +165,6 @@ def _short(names: Sequence[str], limit: int = 12) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-# --- reading audio --------------------------------------------------------------
-
-
-def read_audio(path: Path):
-    """A whole file as 16 kHz mono float32 (the engine's file source: any rate, any channels)."""
-    from .audio import FileSource
-
-    blocks = list(FileSource(path).blocks())
-    return np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-
-
 def clip_scores(classifier: Any, audio: np.ndarray, hop_samples: int) -> np.ndarray:
     """Scores of one clip: centred in the window if shorter; if longer, the window (every hop) whose
     best non-background label (not starting with ``_``) is the most confident."""
@@ -224,7 +213,9 @@ def _evaluate_clips(classifier: Any, clips: Sequence[Clip], hop_samples: int, pr
     labels = list(classifier.labels)
     truth, predicted = [], []
     for clip in clips:
-        audio = read_audio(clip.path)
+        from .audio import read_file
+
+        audio = read_file(clip.path, require_audio=False)
         scores = clip_scores(classifier, audio, hop_samples)
         truth.append(clip.label)
         predicted.append(labels[int(np.argmax(scores))])

@@ -358,7 +358,7 @@ def _parity_inputs(options: ExportOptions, window: int) -> list[tuple[str, str, 
 
     import numpy as np
 
-    from .audio import FileSource
+    from .audio import read_file
     from .errors import AudioError
 
     paths = (
@@ -369,7 +369,7 @@ def _parity_inputs(options: ExportOptions, window: int) -> list[tuple[str, str, 
     inputs: list[tuple[str, str, Any]] = []
     for path in paths[: options.parity_clips]:
         try:
-            audio = np.concatenate(list(FileSource(path).blocks()))
+            audio = read_file(path)
         except AudioError as e:
             if options.parity_audio is not None:
                 raise

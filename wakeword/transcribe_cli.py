@@ -13,8 +13,9 @@ import logging
 import time
 from typing import Any
 
+from .audio import read_file
 from .cli import positive_int
-from .errors import AudioFileError, ConfigError
+from .errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -58,18 +59,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
-def read_audio(path: str) -> Any:
-    """A whole file as 16 kHz mono float32."""
-    import numpy as np
-
-    from .audio import FileSource
-
-    blocks = list(FileSource(path).blocks())
-    if not blocks:
-        raise AudioFileError(f"{path}: no audio after conversion to 16 kHz")
-    return np.concatenate(blocks)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``wakeword transcribe``; returns the exit code."""
     if getattr(args, "verbose", 0):
@@ -78,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--beam-size and --threads must be positive")
     from .handoff import make_transcriber
 
-    audio = read_audio(args.file)  # bad input fails before the model loads
+    audio = read_file(args.file)  # bad input fails before the model loads
     t0 = time.monotonic()
     transcriber = make_transcriber(
         args.asr_backend, model=args.asr_model, compute_type=args.compute_type,
