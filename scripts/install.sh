@@ -12,8 +12,8 @@ if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 # pocketsphinx-testdata: real recorded speech used by the tests and the evaluations.
 packages="libportaudio2 espeak-ng sox pocketsphinx-testdata"
 if [ "$extras" = "dev" ]; then
-    # training voices (festival) and real recorded prompts used as babble and for evaluation
-    packages="$packages festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts \
+    # training voices (festival, flite) and real recorded prompts used as babble and for evaluation
+    packages="$packages festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts flite \
         asterisk-core-sounds-en-wav asterisk-core-sounds-es-wav asterisk-core-sounds-fr-wav \
         asterisk-core-sounds-it-wav asterisk-core-sounds-ru-wav"
 fi

@@ -36,6 +36,13 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     assert manifest["labels"] == ["yes", "go home", "_silence_", "_unknown_"]
     assert manifest["window_samples"] == 32_000  # a phrase gets a 2 s window
     assert manifest["embedding_step_frames"] == 16
+    assert manifest["embedding_tuned_blocks"] == 1  # the last block of the embedding model trained with the head
+    from wakeword.models import models_dir
+
+    shipped = models_dir() / "speech-embedding" / "embedding_model.onnx"
+    assert sha256_file(out / "embedding_model.onnx") != sha256_file(shipped)
+    assert sha256_file(out / "melspectrogram.onnx") == sha256_file(shipped.with_name("melspectrogram.onnx"))
+    assert "changed by `wakeword train`" in (out / "NOTICE.speech-embedding").read_text()
     import onnx
 
     head_input = onnx.load(str(out / "head.onnx")).graph.input[0].type.tensor_type.shape.dim

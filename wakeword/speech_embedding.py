@@ -122,15 +122,21 @@ class EmbeddingFrontEnd:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self.embed_mel(self.mel(audio))
 
-    def batch(self, clips: np.ndarray) -> np.ndarray:
-        """Embeddings of many equal-length clips at once (training), no caching: (clips, n, 96), every
-        8 frames whatever ``step`` is, so one feature cache serves heads of any step (:func:`every_step`)."""
+    def windows(self, clips: np.ndarray) -> np.ndarray:
+        """The 76-frame log-mel windows of many equal-length clips, every 8 frames, the last ending at the
+        clip's end: (clips, n, 76, 32). What the embedding model sees (training, fine-tuning)."""
         x = (clips * INT16_SCALE).astype(np.float32)
         mels = np.stack([self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) for c in x]) / 10 + 2
         n = (mels.shape[1] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
         start = mels.shape[1] - EMBEDDING_FRAMES - (n - 1) * EMBEDDING_STRIDE
         win = np.lib.stride_tricks.sliding_window_view(mels[:, start:], (EMBEDDING_FRAMES, 32), axis=(1, 2))
-        win = np.ascontiguousarray(win[:, ::EMBEDDING_STRIDE, 0])  # (clips, n, 76, 32)
+        return np.ascontiguousarray(win[:, ::EMBEDDING_STRIDE, 0])
+
+    def batch(self, clips: np.ndarray) -> np.ndarray:
+        """Embeddings of many equal-length clips at once (training), no caching: (clips, n, 96), every
+        8 frames whatever ``step`` is, so one feature cache serves heads of any step (:func:`every_step`)."""
+        win = self.windows(clips)
+        n = win.shape[1]
         flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
         out = np.concatenate([self._emb.run(None, {self._emb_input: flat[i : i + 512]})[0]
                               for i in range(0, len(flat), 512)])

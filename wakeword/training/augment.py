@@ -87,6 +87,9 @@ class AugmentConfig:
     reverb_p: float = 0.3
     noise_p: float = 0.8
     snr_db_range: tuple[float, float] = (0.0, 25.0)
+    # pitch and formants moved together by sox (150-600 cents up or down): a new speaker from an old one
+    pitch_p: float = 0.3
+    pitch_cents_range: tuple[float, float] = (150.0, 600.0)
 
 
 def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800) -> np.ndarray:
@@ -107,10 +110,29 @@ def add_noise(rng: np.random.Generator, clip: np.ndarray, snr_db: float, backgro
     return clip + noise * signal_rms / (10 ** (snr_db / 20))
 
 
+def shift_pitch(word: np.ndarray, cents: float) -> np.ndarray:
+    """``word`` a number of cents higher (or lower), same duration (sox's ``pitch``: WSOLA + resampling)."""
+    import shutil
+    import subprocess
+
+    from ..errors import DependencyError
+
+    exe = shutil.which("sox")
+    if exe is None:
+        raise DependencyError("sox is not installed: apt-get install sox")
+    raw = ["-t", "raw", "-e", "floating-point", "-b", "32", "-r", str(SAMPLE_RATE), "-c", "1"]
+    out = subprocess.run([exe, *raw, "-", *raw, "-", "pitch", f"{cents:.0f}"],
+                         input=np.ascontiguousarray(word, np.float32).tobytes(), capture_output=True, check=True)
+    return np.frombuffer(out.stdout, np.float32).copy()
+
+
 def augment_word(rng: np.random.Generator, word: np.ndarray, config: AugmentConfig,
                  background: Background | None) -> np.ndarray:
     import soxr
 
+    if config.pitch_p and rng.random() < config.pitch_p:
+        cents = rng.uniform(*config.pitch_cents_range) * (1 if rng.random() < 0.55 else -1)
+        word = shift_pitch(word, cents)
     speed = rng.uniform(*config.speed_range)
     if abs(speed - 1.0) > 1e-3:
         word = soxr.resample(word, SAMPLE_RATE * speed, SAMPLE_RATE).astype(np.float32)

@@ -4,7 +4,8 @@ A plan is a deterministic list of (text, voice, split) items for a seed.
 Voices are split so the test set holds voices never heard in training:
 espeak-ng's Caribbean-English voice, a fifth of espeak's variants, and
 festival's HTS voice "slt" (statistical parametric synthesis, unlike every
-training voice); festival's two diphone voices are used in training. Real recorded speech is
+training voice); festival's two diphone voices and flite's awb, rms and kal16 are used in
+training (never flite's slt: the held-out speaker). Real recorded speech is
 only used for background babble and evaluation, never as a positive.
 """
 
@@ -19,7 +20,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .voices import ESPEAK_ENGLISH, Voice, espeak_variants, festival_voices, synthesise
+from .voices import ESPEAK_ENGLISH, Voice, espeak_variants, festival_voices, flite_voices, synthesise
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ def _stable_fraction(text: str) -> float:
 FESTIVAL_TEST_VOICE = "cmu_us_slt_arctic_hts"
 
 
-def voice_pools(seed: int, with_festival: bool = True) -> dict[str, list[Voice]]:
+def voice_pools(seed: int, with_festival: bool = True, with_flite: bool = True) -> dict[str, list[Voice]]:
     """Train and test voice pools; test voices never appear in training."""
     rng = random.Random(seed)
     variants = espeak_variants()
@@ -95,8 +96,11 @@ def voice_pools(seed: int, with_festival: bool = True) -> dict[str, list[Voice]]
                       for s in (0.8, 0.9, 1.0, 1.1, 1.25)]
     festival_test = [Voice("festival", n, speed=s) for n in names if n == FESTIVAL_TEST_VOICE
                      for s in (0.85, 1.0, 1.15)]
+    # flite's CMU ARCTIC voices: awb (Scottish male), rms (US male), kal16; never slt, the held-out speaker
+    flite_train = [Voice("flite", n, speed=s) for n in (flite_voices() if with_flite else ())
+                   for s in (0.8, 0.9, 1.0, 1.1, 1.25)]
     return {"train_espeak": train, "test_espeak": test, "piper": piper, "festival_train": festival_train,
-            "festival": festival_test}
+            "festival": festival_test, "flite_train": flite_train}
 
 
 def plan(
@@ -109,11 +113,13 @@ def plan(
     piper_share: float = 0.3,
     val_share: float = 0.1,
     with_festival: bool = True,
+    with_flite: bool = True,
 ) -> list[Item]:
     """The deterministic list of clips to synthesise for ``keywords`` (+ unknown words)."""
     rng = random.Random(seed)
     festival_rng = random.Random(seed + 1)  # its own stream: adding festival voices keeps the other draws
-    pools = voice_pools(seed, with_festival)
+    flite_rng = random.Random(seed + 2)
+    pools = voice_pools(seed, with_festival, with_flite)
     unknown_words = [w for w in unknown_words if w not in keywords]
     items: list[Item] = []
 
@@ -121,6 +127,10 @@ def plan(
         for voice in festival_rng.sample(pools["festival_train"], min(festival_train, len(pools["festival_train"]))):
             split = "val" if festival_rng.random() < val_share else "train"
             items.append(Item(label, text, voice, split))
+        if with_flite:
+            for voice in flite_rng.sample(pools["flite_train"], min(festival_train, len(pools["flite_train"]))):
+                split = "val" if flite_rng.random() < val_share else "train"
+                items.append(Item(label, text, voice, split))
         for _ in range(n_train):
             pool = pools["piper"] if rng.random() < piper_share else pools["train_espeak"]
             split = "val" if rng.random() < val_share else "train"

@@ -12,9 +12,10 @@ import json
 import logging
 import shutil
 import time
+import zlib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -65,6 +66,9 @@ class TrainConfig:
     # mel frames between the embeddings the head sees: 16 (160 ms) halves the front-end work of a cold window
     embedding_step: int = 16
     festival: bool = True
+    flite: bool = True
+    # convolution blocks at the end of the speech-embedding model trained with the head (0: frozen front end)
+    tune_blocks: int = 1
     background_dirs: tuple[str, ...] = BACKGROUND_TRAIN_DIRS
     threads: int = 2
     force: bool = False
@@ -77,6 +81,8 @@ class TrainConfig:
             raise ConfigError("train: window too short for the front end")
         if self.embedding_step <= 0 or self.embedding_step % EMBEDDING_STRIDE:
             raise ConfigError(f"train: embedding_step must be a positive multiple of {EMBEDDING_STRIDE} mel frames")
+        if self.tune_blocks not in (0, 1, 2):
+            raise ConfigError("train: --tune-blocks must be 0, 1 or 2")
         if self.hop_ms % 80:
             raise ConfigError("train: hop_ms must be a multiple of 80 ms (the embedding stride)")
         if self.augment.clip_samples != self.window_samples:  # training clips are exactly one model window
@@ -95,13 +101,13 @@ def _label_index(labels: Sequence[str]) -> dict[str, int]:
     return {label: i for i, label in enumerate(labels)}
 
 
-def build_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
-                labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
-                silence: int = 0, seed_offset: int = 0, speech: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Clips and label indices for one split. Train clips are augmented; test clips placed clean (+ fixed noise)."""
-    rng = np.random.default_rng([config.seed, seed_offset, hash(split) % 1000])
+def iter_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
+               labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
+               silence: int = 0, seed_offset: int = 0, speech: int = 0) -> Iterator[tuple[np.ndarray, int]]:
+    """(clip, label index) of one split, one at a time. Train clips are augmented; test clips placed clean
+    (+ fixed noise). Deterministic for a seed: the same calls give the same clips."""
+    rng = np.random.default_rng([config.seed, seed_offset, zlib.crc32(split.encode()) % 1000])  # not hash(): salted per process
     index = _label_index(labels)
-    clips, y = [], []
     for item in items:
         if item.split != split:
             continue
@@ -113,19 +119,29 @@ def build_clips(config: TrainConfig, items: Sequence[Item], split: str, backgrou
                     clip = np.clip(add_noise(rng, clip, snr_db, background, noise_kind), -1, 1).astype(np.float32)
             else:
                 clip = augment_word(rng, word, config.augment, background)
-            clips.append(clip)
-            y.append(index[item.label])
+            yield clip, index[item.label]
     for _ in range(silence):
-        clips.append(silence_clip(rng, config.augment, background))
-        y.append(index[SILENCE])
+        yield silence_clip(rng, config.augment, background), index[SILENCE]
     if background is not None:  # real running speech is the commonest thing a wake word must ignore
         for _ in range(speech):
             level = 10 ** (rng.uniform(-30, -6) / 20)
-            clips.append((background.babble(rng, config.window_samples, talkers=1) * level).astype(np.float32))
-            y.append(index[UNKNOWN])
-    if not clips:
+            yield (background.babble(rng, config.window_samples, talkers=1) * level).astype(np.float32), index[UNKNOWN]
+
+
+def build_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
+                labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
+                silence: int = 0, seed_offset: int = 0, speech: int = 0,
+                progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All clips and label indices of one split (:func:`iter_clips`, stacked)."""
+    pairs = []
+    for pair in iter_clips(config, items, split, background, labels, copies, snr_db, noise_kind, silence,
+                           seed_offset, speech):
+        pairs.append(pair)
+        if progress and len(pairs) % 10_000 == 0:
+            progress(f"{split} clips built: {len(pairs)}")
+    if not pairs:
         return np.zeros((0, config.window_samples), np.float32), np.zeros(0, np.int64)
-    return np.stack(clips).astype(np.float32), np.array(y, dtype=np.int64)
+    return np.stack([c for c, _ in pairs]).astype(np.float32), np.array([y for _, y in pairs], dtype=np.int64)
 
 
 def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
@@ -140,11 +156,12 @@ def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[st
 
 # settings that change the model but not its training clips: changing them reuses cached features
 _NOT_DATA = frozenset({"out", "wake_words", "cache_dir", "epochs", "width", "hop_ms", "threads", "force",
-                       "embedding_step"})
+                       "embedding_step", "tune_blocks"})  # the cut and the step are in a cached file's name
 
 
 def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
-                     frontend: EmbeddingFrontEnd, key_extra: str, progress) -> tuple[np.ndarray, np.ndarray]:
+                     encode: Callable[[np.ndarray], np.ndarray], key_extra: str,
+                     progress) -> tuple[np.ndarray, np.ndarray]:
     data_fields = {k: v for k, v in asdict(config).items() if k not in _NOT_DATA}
     key = hashlib.sha256((json.dumps(data_fields, default=str, sort_keys=True) + key_extra).encode()).hexdigest()[:16]
     path = config.cache_dir / "features" / f"{name}-{key}.npz"
@@ -152,12 +169,21 @@ def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np
         data = np.load(path)
         return data["x"], data["y"]
     clips, y = make()
-    x = embed(frontend, clips, progress)
+    x = encode(clips)
+    del clips
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
     np.savez(tmp, x=x, y=y)
     tmp.replace(path)
     return x, y
+
+
+def _chunked(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray, progress, step: int = 2048) -> np.ndarray:
+    out = []
+    for i in range(0, len(clips), step):
+        out.append(encode(clips[i : i + step]))
+        progress(f"front end {min(i + step, len(clips))}/{len(clips)}")
+    return np.concatenate(out)
 
 
 def _torch():
@@ -260,7 +286,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         raise ConfigError(f"{out}: exists and is not empty; pass --force to overwrite it")
     labels = tuple(config.keywords) + (SILENCE, UNKNOWN)
     items = plan(config.keywords, config.seed, config.per_keyword, config.per_unknown_word, config.test_per_keyword,
-                 config.unknown_words, with_festival=config.festival)
+                 config.unknown_words, with_festival=config.festival, with_flite=config.flite)
     progress(f"plan: {len(items)} clips to synthesise or reuse")
     last = [0.0]
 
@@ -274,36 +300,73 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     frontend = EmbeddingFrontEnd(fe_dir / FRONT_END_FILES["melspectrogram"], fe_dir / FRONT_END_FILES["embedding"],
                                  threads=config.threads, cache_size=0)
     background = _background(config.background_dirs) if config.background_dirs else None
-
-    def feats(name, split, copies, silence=0, snr=None, kind=None, offset=0, speech=0):
-        return _cached_features(
-            config, name,
-            lambda: build_clips(config, items, split, background, labels, copies, snr, kind, silence, offset, speech),
-            frontend, f"{name}:{len(items)}", progress)
-
-    x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
-    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1,
-                   speech=config.speech_negatives // 10)
-    x, xv = every_step(x, config.embedding_step), every_step(xv, config.embedding_step)
-    progress(f"features: train {x.shape}, val {xv.shape}")
-    model, val_acc = train_head(config, x, y, xv, yv, len(labels), progress)
-
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    export_head(model, x.shape[1], tmp / "head.onnx")
-    quantize_head(tmp / "head.onnx", tmp / "head.int8.onnx")
-    for name in FRONT_END_FILES.values():
-        shutil.copy2(fe_dir / name, tmp / name)
-    shutil.copy2(fe_dir / "LICENSE", tmp / "LICENSE.speech-embedding")
 
+    if config.tune_blocks:
+        from .finetune import FrozenFront, load_tail, split_model, train_tuned, tuned_model, write_tuned_embedding
+
+        front_path, tail_path = split_model(fe_dir / FRONT_END_FILES["embedding"], config.tune_blocks,
+                                            tmp / "split")
+        front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
+        kind = f"mid{config.tune_blocks}-s{config.embedding_step}"
+        encode = lambda clips: _chunked(front, clips, progress)  # noqa: E731
+    else:
+        kind = "emb"
+        encode = lambda clips: embed(frontend, clips, progress)  # noqa: E731
+
+    def feats(name, split, copies, silence=0, snr=None, kind_=kind, offset=0, speech=0, noise=None):
+        return _cached_features(
+            config, f"{name}" if kind_ == "emb" else f"{name}-{kind_}",
+            lambda: build_clips(config, items, split, background, labels, copies, snr, noise, silence, offset, speech,
+                                progress),
+            encode, f"{name}:{len(items)}", progress)
+
+    x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
+    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1,
+                   speech=config.speech_negatives // 10)
+    if config.tune_blocks:
+        progress(f"activations at the cut: train {x.shape}, val {xv.shape}")
+        torch = _torch()
+        torch.manual_seed(config.seed)
+        net = tuned_model(load_tail(tail_path), make_head(x.shape[1], len(labels), config.width))
+        val_acc = train_tuned(net, x, y, xv, yv, len(labels), config.epochs, config.seed, config.threads, progress)
+        model, n_frames = net.head, x.shape[1]
+        diff = write_tuned_embedding(fe_dir / FRONT_END_FILES["embedding"], net.tail,
+                                     tmp / FRONT_END_FILES["embedding"], front_path)
+        progress(f"tuned embedding model written (ONNX vs torch: {diff:.1e})")
+        shutil.rmtree(tmp / "split")
+    else:
+        x, xv = every_step(x, config.embedding_step), every_step(xv, config.embedding_step)
+        progress(f"features: train {x.shape}, val {xv.shape}")
+        model, val_acc = train_head(config, x, y, xv, yv, len(labels), progress)
+        n_frames = x.shape[1]
+        shutil.copy2(fe_dir / FRONT_END_FILES["embedding"], tmp / FRONT_END_FILES["embedding"])
+    n_train, n_val = len(x), len(xv)
+    del x, xv
+
+    export_head(model, n_frames, tmp / "head.onnx")
+    quantize_head(tmp / "head.onnx", tmp / "head.int8.onnx")
+    shutil.copy2(fe_dir / FRONT_END_FILES["melspectrogram"], tmp / FRONT_END_FILES["melspectrogram"])
+    shutil.copy2(fe_dir / "LICENSE", tmp / "LICENSE.speech-embedding")
+    if config.tune_blocks:
+        (tmp / "NOTICE.speech-embedding").write_text(
+            f"embedding_model.onnx is Google's speech-embedding model (Apache-2.0, LICENSE.speech-embedding) with\n"
+            f"the weights of its last {config.tune_blocks} convolution block(s) changed by `wakeword train`\n"
+            f"(fine-tuned with the keyword head). The graph is unchanged.\n")
+
+    # held-out test sets through the written model's own front end (a tuned embedding model differs)
+    model_frontend = EmbeddingFrontEnd(tmp / FRONT_END_FILES["melspectrogram"], tmp / FRONT_END_FILES["embedding"],
+                                       threads=config.threads, cache_size=0)
     metrics: dict = {"val_accuracy": val_acc}
     test_sets = {"clean": (None, None), "snr10": (10.0, "pink"), "snr0": (0.0, "pink")}
-    for head in ("head.onnx", "head.int8.onnx"):
-        for name, (snr, kind) in test_sets.items():
-            xt, yt = feats(f"test-{name}", "test", 1, silence=100, snr=snr, kind=kind, offset=2)
-            metrics[f"{head}:{name}"] = onnx_accuracy(tmp / head, every_step(xt, config.embedding_step), yt)
+    for name, (snr, noise) in test_sets.items():
+        clips, yt = build_clips(config, items, "test", background, labels, 1, snr, noise, 100, 2, 0)
+        xt = every_step(embed(model_frontend, clips), config.embedding_step)
+        for head in ("head.onnx", "head.int8.onnx"):
+            metrics[f"{head}:{name}"] = onnx_accuracy(tmp / head, xt, yt)
     int8_ok = metrics["head.int8.onnx:clean"] >= metrics["head.onnx:clean"] - 0.005
     files = {
         "melspectrogram": FRONT_END_FILES["melspectrogram"],
@@ -320,15 +383,18 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         "window_samples": config.window_samples,
         "hop_ms": config.hop_ms,
         "embedding_step_frames": config.embedding_step,
+        "embedding_tuned_blocks": config.tune_blocks,
         "default_head": "head_int8" if int8_ok else "head",
         "files": {k: {"path": v, "sha256": sha256_file(tmp / v)} for k, v in files.items()},
         "training": {
             "seed": config.seed, "per_keyword": config.per_keyword, "per_unknown_word": config.per_unknown_word,
             "test_per_keyword": config.test_per_keyword, "unknown_words": list(config.unknown_words),
-            "festival": config.festival, "copies": config.copies, "silence_clips": config.silence_clips,
+            "festival": config.festival, "flite": config.flite, "tune_blocks": config.tune_blocks,
+            "pitch_p": config.augment.pitch_p, "copies": config.copies, "silence_clips": config.silence_clips,
             "speech_negatives": config.speech_negatives, "embedding_step": config.embedding_step,
-            "epochs": config.epochs, "width": config.width, "clips_train": int(len(x)), "clips_val": int(len(xv)),
-            "voices": "piper joe + espeak-ng (train); held-out espeak variants/accent + festival (test)",
+            "epochs": config.epochs, "width": config.width, "clips_train": n_train, "clips_val": n_val,
+            "voices": "piper joe, espeak-ng, festival kal/ked, flite awb/rms/kal16 (train); "
+                      "held-out espeak variants/accent + festival slt (test)",
         },
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 
 ESPEAK_ENGLISH = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
+FLITE_TRAIN_VOICES = ("awb", "rms", "kal16")  # flite's slt is festival's held-out test speaker
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak" | "piper" | "festival"
+    engine: str  # "espeak" | "piper" | "festival" | "flite"
     name: str
     variant: str = ""
     speed: float = 1.0  # espeak words per minute / 175, piper 1/length_scale
@@ -44,7 +45,7 @@ class Voice:
             return f"espeak-{self.name}+{self.variant or 'none'}-s{self.speed:.2f}-p{self.pitch}"
         if self.engine == "piper":
             return f"piper-{self.name}-l{1 / self.speed:.2f}-n{self.noise:.2f}-w{self.noise_w:.2f}"
-        return f"festival-{self.name}-s{self.speed:.2f}"
+        return f"{self.engine}-{self.name}-s{self.speed:.2f}"
 
 
 def _read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
@@ -115,7 +116,17 @@ def synth_festival(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         return _read_wav_bytes(Path(f.name).read_bytes())
 
 
-SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival}
+def synth_flite(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    exe = shutil.which("flite")
+    if exe is None:
+        raise DependencyError("flite is not installed: apt-get install flite")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run([exe, "-voice", voice.name, "--setf", f"duration_stretch={1.0 / voice.speed:.3f}",
+                        "-t", text, "-o", f.name], capture_output=True, check=True)
+        return _read_wav_bytes(Path(f.name).read_bytes())
+
+
+SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival, "flite": synth_flite}
 
 
 def synthesise(voice: Voice, text: str) -> tuple[np.ndarray, int]:
@@ -136,3 +147,14 @@ def festival_voices() -> list[str]:
         if audio.size > 1000:
             found.append(name)
     return found
+
+
+@functools.lru_cache(maxsize=1)
+def flite_voices() -> tuple[str, ...]:
+    """flite's training voices that are built in on this machine (none without flite)."""
+    exe = shutil.which("flite")
+    if exe is None:
+        log.warning("flite is not installed (apt-get install flite): training without its voices")
+        return ()
+    listed = subprocess.run([exe, "-lv"], capture_output=True, text=True).stdout.split()
+    return tuple(v for v in FLITE_TRAIN_VOICES if v in listed)

@@ -1,0 +1,132 @@
+"""Fine-tuning the speech-embedding model's last blocks, and the training data additions around it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+from wakeword.models import models_dir  # noqa: E402
+
+EMBEDDING = models_dir() / "speech-embedding" / "embedding_model.onnx"
+
+
+def windows(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((n, 76, 32, 1)) + 1.0).astype(np.float32)
+
+
+@pytest.mark.parametrize("blocks, cut_shape", [(1, (96, 10, 2)), (2, (72, 14, 4))])
+def test_the_hand_built_tail_computes_what_onnx_runtime_computes(tmp_path, blocks, cut_shape):
+    from wakeword.training.finetune import load_tail, split_model
+
+    front, tail_path = split_model(EMBEDDING, blocks, tmp_path)
+    x = windows(16)
+    mid = ort.InferenceSession(str(front)).run(None, {"input_1": x})[0]
+    assert mid.shape == (16, *cut_shape)
+    want = ort.InferenceSession(str(EMBEDDING)).run(None, {"input_1": x})[0]
+    tail = load_tail(tail_path)
+    with torch.no_grad():
+        got = tail(torch.from_numpy(mid)).numpy()
+    assert got.shape == want.shape == (16, 1, 1, 96)
+    assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
+    trainable = [p for p in tail.parameters() if p.requires_grad]
+    assert len(trainable) == 2 * 4 + 1 + (8 if blocks == 2 else 0)  # convs with bias, the last without
+
+
+def test_the_written_model_changes_only_the_tuned_weights(tmp_path):
+    from onnx import numpy_helper
+
+    from wakeword.training.finetune import load_tail, split_model, write_tuned_embedding
+
+    front, tail_path = split_model(EMBEDDING, 1, tmp_path)
+    tail = load_tail(tail_path)
+    with torch.no_grad():
+        for _, conv in tail.onnx_names():
+            conv.weight.mul_(1.1)
+    diff = write_tuned_embedding(EMBEDDING, tail, tmp_path / "tuned.onnx", front)
+    assert diff < 1e-3
+    old, new = onnx.load(str(EMBEDDING)).graph, onnx.load(str(tmp_path / "tuned.onnx")).graph
+    assert [(n.op_type, list(n.input)) for n in old.node] == [(n.op_type, list(n.input)) for n in new.node]
+    tuned_names = {name for name, _ in tail.onnx_names()}
+    tuned_inputs = {i for n in old.node if n.name in tuned_names for i in n.input[1:]}
+    changed = {i.name for i, j in zip(old.initializer, new.initializer)
+               if not np.array_equal(numpy_helper.to_array(i), numpy_helper.to_array(j))}
+    assert changed and changed <= tuned_inputs  # the frozen blocks' weights are untouched
+    x = windows(4, seed=1)
+    a = ort.InferenceSession(str(EMBEDDING)).run(None, {"input_1": x})[0]
+    b = ort.InferenceSession(str(tmp_path / "tuned.onnx")).run(None, {"input_1": x})[0]
+    assert np.abs(a - b).max() > 1e-2
+
+
+@pytest.mark.parametrize("n, step", [(9, 16), (9, 8), (8, 16), (10, 24), (1, 16)])
+def test_head_positions_are_the_windows_every_step_keeps(n, step):
+    from wakeword.speech_embedding import every_step
+    from wakeword.training.finetune import head_positions
+
+    index = np.arange(n, dtype=np.float32)[:, None].repeat(96, axis=1)
+    assert head_positions(n, step) == every_step(index, step)[:, 0].astype(int).tolist()
+
+
+@pytest.mark.skipif(shutil.which("sox") is None, reason="needs sox")
+def test_pitch_shift_moves_a_tone_by_the_given_cents():
+    from wakeword.training.augment import shift_pitch
+
+    t = np.arange(16000) / 16000
+    tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    for cents, want_hz in ((1200, 400.0), (-1200, 100.0), (700, 200 * 2 ** (7 / 12))):
+        out = shift_pitch(tone, cents)
+        assert abs(len(out) - len(tone)) <= 160  # same duration
+        spectrum = np.abs(np.fft.rfft(out[2000:14000] * np.hanning(12000)))
+        assert abs(np.argmax(spectrum) * 16000 / 12000 - want_hz) < 3
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="needs flite")
+def test_flite_adds_training_voices_and_leaves_the_held_out_set_alone():
+    from wakeword.training.dataset import plan
+
+    kw = ["marvin", "sheila"]
+    with_flite = plan(kw, seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo",),
+                      with_festival=False)
+    without = plan(kw, seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo",),
+                   with_festival=False, with_flite=False)
+    flite = [i for i in with_flite if i.voice.engine == "flite"]
+    assert len(flite) == 10 + 10 + 2
+    assert {i.voice.name for i in flite} <= {"awb", "rms", "kal16"}  # never slt, festival's held-out speaker
+    assert all(i.split in ("train", "val") for i in flite)
+    assert [i for i in with_flite if i.split == "test"] == [i for i in without if i.split == "test"]
+    assert [i for i in with_flite if i.voice.engine != "flite"] == without
+
+
+def test_training_clips_are_the_same_in_every_process(tmp_path):
+    """The clip generator is seeded from the split's name: a salted hash() made every process differ."""
+    code = (
+        "import hashlib, numpy as np\n"
+        "from pathlib import Path\n"
+        "from wakeword.training.dataset import Item\n"
+        "from wakeword.training.voices import Voice\n"
+        "from wakeword.training.train import TrainConfig, build_clips\n"
+        "c = TrainConfig(keywords=('yes',), out=Path('x'), cache_dir=Path(r'%s'))\n"
+        "x, y = build_clips(c, [], 'train', None, ('yes', '_silence_', '_unknown_'), 1, silence=3)\n"
+        "print(hashlib.sha256(x.tobytes()).hexdigest(), y.tolist())\n" % tmp_path
+    )
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1 and "[1, 1, 1]" in outs.pop()
+
+
+def test_bad_tune_blocks_is_a_config_error():
+    from wakeword.errors import ConfigError
+    from wakeword.training.train import TrainConfig
+
+    with pytest.raises(ConfigError, match="tune-blocks"):
+        TrainConfig(keywords=("yes",), out=Path("x"), tune_blocks=3)
