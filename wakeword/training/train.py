@@ -106,7 +106,8 @@ def iter_clips(config: TrainConfig, items: Sequence[Item], split: str, backgroun
                silence: int = 0, seed_offset: int = 0, speech: int = 0) -> Iterator[tuple[np.ndarray, int]]:
     """(clip, label index) of one split, one at a time. Train clips are augmented; test clips placed clean
     (+ fixed noise). Deterministic for a seed: the same calls give the same clips."""
-    rng = np.random.default_rng([config.seed, seed_offset, zlib.crc32(split.encode()) % 1000])  # not hash(): salted per process
+    # crc32, not hash(): str hashes are salted per process, so every run drew other clips
+    rng = np.random.default_rng([config.seed, seed_offset, zlib.crc32(split.encode()) % 1000])
     index = _label_index(labels)
     for item in items:
         if item.split != split:
@@ -144,14 +145,21 @@ def build_clips(config: TrainConfig, items: Sequence[Item], split: str, backgrou
     return np.stack([c for c, _ in pairs]).astype(np.float32), np.array([y for _, y in pairs], dtype=np.int64)
 
 
-def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
+def encode_chunks(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray,
+                  progress: Callable[[str], None] | None = None, step: int = 2048) -> np.ndarray:
+    """``encode`` (the embedding front end, or its frozen part) over ``clips`` a chunk at a time."""
     out = []
-    step = 256
     for i in range(0, len(clips), step):
-        out.append(frontend.batch(clips[i : i + step]))
-        if progress and (i // step) % 10 == 0:
-            progress(f"embedding {min(i + step, len(clips))}/{len(clips)}")
-    return np.concatenate(out) if out else np.zeros((0, embedding_count(clips.shape[1]), 96), np.float32)
+        out.append(encode(clips[i : i + step]))
+        if progress:
+            progress(f"front end {min(i + step, len(clips))}/{len(clips)}")
+    return np.concatenate(out)
+
+
+def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
+    if not len(clips):
+        return np.zeros((0, embedding_count(clips.shape[1]), 96), np.float32)
+    return encode_chunks(frontend.batch, clips, progress)
 
 
 # settings that change the model but not its training clips: changing them reuses cached features
@@ -176,14 +184,6 @@ def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np
     np.savez(tmp, x=x, y=y)
     tmp.replace(path)
     return x, y
-
-
-def _chunked(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray, progress, step: int = 2048) -> np.ndarray:
-    out = []
-    for i in range(0, len(clips), step):
-        out.append(encode(clips[i : i + step]))
-        progress(f"front end {min(i + step, len(clips))}/{len(clips)}")
-    return np.concatenate(out)
 
 
 def _torch():
@@ -223,37 +223,54 @@ def train_head(config: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
                n_labels: int, progress: Callable[[str], None]):
     torch = _torch()
     torch.manual_seed(config.seed)
-    torch.set_num_threads(config.threads)
     model = make_head(x.shape[1], n_labels, config.width)
+    groups = [{"params": list(model.parameters()), "lr": 2e-3, "weight_decay": 5e-2}]
+    return model, fit(model, groups, x, y, xv, yv, n_labels, config.epochs, config.seed, config.threads, progress)
+
+
+def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, n_labels: int,
+        epochs: int, seed: int, threads: int, progress: Callable[[str], None]) -> float:
+    """Train ``model`` in place: AdamW over the parameter ``groups`` (each with its "lr" and "weight_decay"),
+    one-cycle schedule, class-balanced cross-entropy with label smoothing, batches of 256 drawn from ``x``
+    (float32 or float16); keeps the epoch with the best accuracy on ``xv`` and returns that accuracy."""
+    torch = _torch()
+    torch.set_num_threads(threads)
+    opt = torch.optim.AdamW(groups)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
+                                                total_steps=epochs * ((len(x) + 255) // 256))
     counts = np.bincount(y, minlength=n_labels).astype(np.float64)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_labels, dtype=torch.float32)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=5e-2)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=config.epochs * ((len(x) + 255) // 256))
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    xvt = torch.from_numpy(xv)
-    gen = torch.Generator().manual_seed(config.seed)
+    yt = torch.from_numpy(y)
+    gen = torch.Generator().manual_seed(seed)
     best, best_state = -1.0, None
-    for epoch in range(config.epochs):
+    for epoch in range(epochs):
         model.train()
-        perm = torch.randperm(len(xt), generator=gen)
+        perm = torch.randperm(len(x), generator=gen).numpy()
         for i in range(0, len(perm), 256):
-            idx = perm[i : i + 256]
-            xb = xt[idx]
-            loss = loss_fn(model(xb), yt[idx])
+            idx = np.sort(perm[i : i + 256])  # sorted: faster gathers from a large cache
+            loss = loss_fn(model(torch.from_numpy(x[idx].astype(np.float32))), yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
-        model.eval()
-        with torch.no_grad():
-            acc = float((model(xvt).argmax(1).numpy() == yv).mean()) if len(yv) else 0.0
+        acc = float((predict(model, xv) == yv).mean()) if len(yv) else 0.0
         if acc >= best:
             best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
-        progress(f"epoch {epoch + 1}/{config.epochs}: loss {loss.item():.3f}, val accuracy {acc:.4f}")
+        progress(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, val accuracy {acc:.4f}")
     model.load_state_dict(best_state)
     model.eval()
-    return model, best
+    return best
+
+
+def predict(model, x: np.ndarray) -> np.ndarray:
+    """Predicted label indices of ``model`` (torch) for ``x``, 1,024 rows at a time."""
+    torch = _torch()
+    model.eval()
+    with torch.no_grad():
+        out = [model(torch.from_numpy(x[i : i + 1024].astype(np.float32))).argmax(1).numpy()
+               for i in range(0, len(x), 1024)]
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def export_head(model, n_frames: int, path: Path) -> None:
@@ -306,21 +323,21 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     tmp.mkdir(parents=True)
 
     if config.tune_blocks:
-        from .finetune import FrozenFront, load_tail, split_model, train_tuned, tuned_model, write_tuned_embedding
+        from .finetune import FrozenFront, load_tail, param_groups, split_model, tuned_model, write_tuned_embedding
 
         front_path, tail_path = split_model(fe_dir / FRONT_END_FILES["embedding"], config.tune_blocks,
                                             tmp / "split")
         front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
         kind = f"mid{config.tune_blocks}-s{config.embedding_step}"
-        encode = lambda clips: _chunked(front, clips, progress)  # noqa: E731
+        encode = lambda clips: encode_chunks(front, clips, progress)  # noqa: E731
     else:
         kind = "emb"
         encode = lambda clips: embed(frontend, clips, progress)  # noqa: E731
 
-    def feats(name, split, copies, silence=0, snr=None, kind_=kind, offset=0, speech=0, noise=None):
+    def feats(name, split, copies, silence=0, offset=0, speech=0):
         return _cached_features(
-            config, f"{name}" if kind_ == "emb" else f"{name}-{kind_}",
-            lambda: build_clips(config, items, split, background, labels, copies, snr, noise, silence, offset, speech,
+            config, name if kind == "emb" else f"{name}-{kind}",
+            lambda: build_clips(config, items, split, background, labels, copies, None, None, silence, offset, speech,
                                 progress),
             encode, f"{name}:{len(items)}", progress)
 
@@ -332,7 +349,8 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         torch = _torch()
         torch.manual_seed(config.seed)
         net = tuned_model(load_tail(tail_path), make_head(x.shape[1], len(labels), config.width))
-        val_acc = train_tuned(net, x, y, xv, yv, len(labels), config.epochs, config.seed, config.threads, progress)
+        val_acc = fit(net, param_groups(net), x, y, xv, yv, len(labels), config.epochs, config.seed, config.threads,
+                      progress)
         model, n_frames = net.head, x.shape[1]
         diff = write_tuned_embedding(fe_dir / FRONT_END_FILES["embedding"], net.tail,
                                      tmp / FRONT_END_FILES["embedding"], front_path)
