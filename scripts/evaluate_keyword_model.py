@@ -220,7 +220,7 @@ def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path, fa
     hours = len(audio) / SR / 3600
     log(f"false-accept stream: {hours * 60:.1f} min of real speech")
     trace, engine = score_trace(model_dir, audio, keyword)
-    thresholds = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99]
+    thresholds = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99]
     fa = {t: len(replay(trace, keyword, t)) / hours for t in thresholds}
     # positives: held-out voices saying the keyword, between the same kind of real prompts
     labels = engine.classifier.labels

@@ -36,7 +36,7 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     assert manifest["labels"] == ["yes", "go home", "_silence_", "_unknown_"]
     assert manifest["window_samples"] == 32_000  # a phrase gets a 2 s window
     assert manifest["embedding_step_frames"] == 16
-    assert manifest["embedding_tuned_blocks"] == 1  # the last block of the embedding model trained with the head
+    assert manifest["embedding_tuned_blocks"] == 2  # the last two blocks of the embedding model trained with the head
     from wakeword.models import models_dir
 
     shipped = models_dir() / "speech-embedding" / "embedding_model.onnx"

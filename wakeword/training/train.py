@@ -68,7 +68,7 @@ class TrainConfig:
     festival: bool = True
     flite: bool = True
     # convolution blocks at the end of the speech-embedding model trained with the head (0: frozen front end)
-    tune_blocks: int = 1
+    tune_blocks: int = 2
     background_dirs: tuple[str, ...] = BACKGROUND_TRAIN_DIRS
     threads: int = 2
     force: bool = False
