@@ -232,7 +232,11 @@ def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path, fa
         fired = replay(pos_trace, keyword, t)
         hit = sum(any(a <= f <= b + SR for f in fired) for a, b in spans)
         recall[t] = hit / len(spans)
+    # the lowest threshold with at most 0.5 false accepts per hour; where higher ones keep the same recall
+    # (and the false-accept limit), the highest of those: equal recall, more distance from the false accepts
     chosen = min((t for t in thresholds if fa[t] <= 0.5), default=None)
+    if chosen is not None:
+        chosen = max(t for t in thresholds if t >= chosen and fa[t] <= 0.5 and recall[t] == recall[chosen])
     log(f"false accepts/h {fa}; recall {recall}; chosen threshold {chosen}")
     return {
         "hours": hours, "thresholds": thresholds, "false_accepts_per_hour": fa, "recall": recall,

@@ -122,13 +122,22 @@ def test_run_detects_marvin_in_the_bundled_example():
         assert any(m["start_s"] < event["time_s"] <= m["end_s"] + 1.0 for m in marks), event
 
 
-def test_the_models_recommended_threshold_applies_unless_the_user_sets_one(model):
+def test_the_default_model_ships_a_recommended_wake_word_threshold(model):
+    assert set(model.manifest["thresholds"]) == {"marvin"}
+    assert 0.0 < model.thresholds["marvin"] < 1.0
+
+
+def test_the_models_recommended_threshold_applies_unless_the_user_sets_one(model_copy):
     from wakeword import Engine
     from wakeword.detector import DetectorConfig
     from wakeword.engine import EngineConfig
 
-    recommended = model.manifest["thresholds"]["marvin"]
-    assert model.thresholds == {"marvin": recommended} and recommended != 0.5
+    manifest = json.loads((model_copy / "manifest.json").read_text())
+    manifest["thresholds"] = {"marvin": 0.62}  # unlike the detector's fallback of 0.5, so the two can be told apart
+    (model_copy / "manifest.json").write_text(json.dumps(manifest))
+    model = SpeechEmbeddingClassifier(model_copy)
+    recommended = 0.62
+    assert model.thresholds == {"marvin": recommended}
     assert Engine(model).detector.thresholds() == {"marvin": recommended}
     explicit = Engine(model, EngineConfig(detector=DetectorConfig(threshold=0.5)))
     assert explicit.detector.thresholds() == {"marvin": 0.5}

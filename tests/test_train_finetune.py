@@ -130,3 +130,51 @@ def test_bad_tune_blocks_is_a_config_error():
 
     with pytest.raises(ConfigError, match="tune-blocks"):
         TrainConfig(keywords=("yes",), out=Path("x"), tune_blocks=3)
+
+
+def _centroid(mel: np.ndarray) -> float:
+    return float((mel[0] * np.arange(mel.shape[1])).sum() / mel[0].sum())
+
+
+@pytest.mark.parametrize("alpha", [0.9, 1.1])
+def test_mel_warp_moves_a_formant_by_alpha_and_keeps_the_band_edges(alpha):
+    from wakeword.training.augment import AugmentConfig, augment_mel
+
+    bins = np.arange(32, dtype=np.float32)
+    mel = np.exp(-0.5 * ((bins - 10) / 1.5) ** 2)[None].repeat(6, axis=0).astype(np.float32)
+    out = augment_mel(np.random.default_rng(0), mel, AugmentConfig(mel_warp_p=1.0, mel_warp_range=(alpha, alpha)))
+    assert out.shape == mel.shape
+    assert abs(_centroid(out) - 10 * alpha) < 0.15  # a peak at bin 10 moves to bin 10 * alpha
+    ramp = bins[None].repeat(3, axis=0)
+    warped = augment_mel(np.random.default_rng(0), ramp, AugmentConfig(mel_warp_p=1.0, mel_warp_range=(alpha, alpha)))
+    assert warped[0, 0] == 0 and warped[0, -1] == 31 and np.all(np.diff(warped[0]) > 0)
+
+
+def test_mel_mask_sets_one_band_to_the_clip_mean_and_nothing_else():
+    from wakeword.training.augment import AugmentConfig, augment_mel
+
+    mel = np.random.default_rng(1).standard_normal((50, 32)).astype(np.float32)
+    for seed in range(20):
+        out = augment_mel(np.random.default_rng(seed), mel, AugmentConfig(mel_mask_p=1.0, mel_mask_bins=4))
+        changed = np.flatnonzero(np.any(out != mel, axis=0))
+        assert 1 <= len(changed) <= 4 and np.all(np.diff(changed) == 1)
+        np.testing.assert_allclose(out[:, changed], mel.mean(), rtol=1e-6)
+    off = augment_mel(np.random.default_rng(0), mel, AugmentConfig())
+    np.testing.assert_array_equal(off, mel)  # both probabilities default to 0: no change
+    assert off is not mel  # the caller's array is never written to
+
+
+def test_windows_pass_each_clips_log_mel_through_the_augmentation():
+    from wakeword.speech_embedding import EmbeddingFrontEnd
+
+    fe = EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
+                           cache_size=0)
+    clips = (np.random.default_rng(2).standard_normal((3, 24000)) * 0.05).astype(np.float32)
+    seen = []
+
+    def shift(mel):
+        seen.append(mel.shape)
+        return mel + 1.0
+
+    np.testing.assert_allclose(fe.windows(clips, shift), fe.windows(clips) + 1.0, rtol=1e-6)
+    assert len(seen) == 3 and all(s[1] == 32 for s in seen)

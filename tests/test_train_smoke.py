@@ -21,7 +21,7 @@ def tiny_model(tmp_path_factory):
     cmd = [
         sys.executable, "-m", "wakeword", "train", "yes", "go home", "--out", str(out), "--cache", str(root / "cache"),
         "--samples", "6", "--unknown-samples", "1", "--test-samples", "2", "--copies", "1", "--silence-clips", "8",
-        "--epochs", "1", "--no-festival", "--no-background",
+        "--epochs", "1", "--no-festival", "--no-background", "--mel-augment", "0.5",
     ]
     proc = subprocess.run(cmd, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
@@ -37,6 +37,7 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     assert manifest["window_samples"] == 32_000  # a phrase gets a 2 s window
     assert manifest["embedding_step_frames"] == 16
     assert manifest["embedding_tuned_blocks"] == 2  # the last two blocks of the embedding model trained with the head
+    assert manifest["training"]["mel_warp_p"] == manifest["training"]["mel_mask_p"] == 0.5
     from wakeword.models import models_dir
 
     shipped = models_dir() / "speech-embedding" / "embedding_model.onnx"
@@ -71,6 +72,15 @@ def test_train_refuses_to_overwrite_without_force(tiny_model):
     assert proc.returncode != 0
     assert proc.stderr.decode().strip().splitlines()[-1].startswith("wakeword: error:")
     assert "--force" in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5"])
+def test_a_mel_augment_share_outside_0_to_1_is_refused(tmp_path, value):
+    proc = subprocess.run([sys.executable, "-m", "wakeword", "train", "yes", "--out", str(tmp_path / "m"),
+                           "--mel-augment", value], capture_output=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.decode().strip().splitlines() == ["wakeword: error: train: --mel-augment must be between 0 and 1"]
+    assert not (tmp_path / "m").exists()
 
 
 def test_synthesis_is_cached_and_deterministic(tmp_path):

@@ -20,6 +20,7 @@ import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -122,20 +123,22 @@ class EmbeddingFrontEnd:
     def __call__(self, audio: np.ndarray) -> np.ndarray:
         return self.embed_mel(self.mel(audio))
 
-    def windows(self, clips: np.ndarray) -> np.ndarray:
+    def windows(self, clips: np.ndarray, mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """The 76-frame log-mel windows of many equal-length clips, every 8 frames, the last ending at the
-        clip's end: (clips, n, 76, 32). What the embedding model sees (training, fine-tuning)."""
+        clip's end: (clips, n, 76, 32). What the embedding model sees (training, fine-tuning).
+        ``mel_augment`` maps each clip's (frames, 32) log-mel to another (training augmentation)."""
         x = (clips * INT16_SCALE).astype(np.float32)
-        mels = np.stack([self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) for c in x]) / 10 + 2
+        mels = [self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) / 10 + 2 for c in x]
+        mels = np.stack([mel_augment(m) for m in mels] if mel_augment else mels)
         n = (mels.shape[1] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
         start = mels.shape[1] - EMBEDDING_FRAMES - (n - 1) * EMBEDDING_STRIDE
         win = np.lib.stride_tricks.sliding_window_view(mels[:, start:], (EMBEDDING_FRAMES, 32), axis=(1, 2))
         return np.ascontiguousarray(win[:, ::EMBEDDING_STRIDE, 0])
 
-    def batch(self, clips: np.ndarray) -> np.ndarray:
+    def batch(self, clips: np.ndarray, mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         """Embeddings of many equal-length clips at once (training), no caching: (clips, n, 96), every
         8 frames whatever ``step`` is, so one feature cache serves heads of any step (:func:`every_step`)."""
-        win = self.windows(clips)
+        win = self.windows(clips, mel_augment)
         n = win.shape[1]
         flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
         out = np.concatenate([self._emb.run(None, {self._emb_input: flat[i : i + 512]})[0]

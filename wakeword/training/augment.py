@@ -90,6 +90,12 @@ class AugmentConfig:
     # pitch and formants moved together by sox (150-600 cents up or down): a new speaker from an old one
     pitch_p: float = 0.3
     pitch_cents_range: tuple[float, float] = (150.0, 600.0)
+    # on the log-mel input of the embedding model, training clips only (:func:`augment_mel`): the mel axis
+    # stretched or squeezed (a vocal-tract-length change, pitch unchanged) and a band of mel bins masked
+    mel_warp_p: float = 0.0
+    mel_warp_range: tuple[float, float] = (0.88, 1.12)
+    mel_mask_p: float = 0.0
+    mel_mask_bins: int = 4
 
 
 def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800) -> np.ndarray:
@@ -144,6 +150,31 @@ def augment_word(rng: np.random.Generator, word: np.ndarray, config: AugmentConf
     if rng.random() < config.noise_p:
         clip = add_noise(rng, clip, rng.uniform(*config.snr_db_range), background)
     return np.clip(clip, -1.0, 1.0).astype(np.float32)
+
+
+def augment_mel(rng: np.random.Generator, mel: np.ndarray, config: AugmentConfig) -> np.ndarray:
+    """One clip's log-mel frames (frames, bins), warped along the bin axis and band-masked (a new array).
+
+    Vocal tract length perturbation (Jaitly & Hinton 2013) done on the mel bins, where the embedding model's
+    input already is: bin i takes the value at i / alpha up to a knee, then a straight line to the top bin so
+    the band edges stay put. A mask sets 1..mel_mask_bins adjacent bins to the clip's mean (SpecAugment)."""
+    mel = np.array(mel, dtype=np.float32)
+    bins = mel.shape[1]
+    if config.mel_warp_p and rng.random() < config.mel_warp_p:
+        alpha = rng.uniform(*config.mel_warp_range)
+        top = bins - 1.0
+        knee = 0.8 * top * min(alpha, 1.0)
+        i = np.arange(bins, dtype=np.float64)
+        src = np.where(i <= knee, i / alpha, knee / alpha + (i - knee) * (top - knee / alpha) / (top - knee))
+        lo = np.clip(np.floor(src).astype(int), 0, bins - 1)
+        hi = np.minimum(lo + 1, bins - 1)
+        w = (src - lo).astype(np.float32)
+        mel = mel[:, lo] * (1 - w) + mel[:, hi] * w
+    if config.mel_mask_p and rng.random() < config.mel_mask_p:
+        width = int(rng.integers(1, config.mel_mask_bins + 1))
+        start = int(rng.integers(0, bins - width + 1))
+        mel[:, start : start + width] = mel.mean()
+    return mel
 
 
 def silence_clip(rng: np.random.Generator, config: AugmentConfig, background: Background | None) -> np.ndarray:

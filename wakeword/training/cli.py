@@ -45,6 +45,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tune-blocks", type=int, default=2, choices=(0, 1, 2),
                    help="train the last N convolution blocks of the speech-embedding model with the head; "
                         "0 keeps it frozen (2)")
+    p.add_argument("--mel-augment", type=float, default=0.0, metavar="P",
+                   help="share of training clips whose log-mel input is warped (vocal tract length) and, "
+                        "independently, band-masked (0: off)")
     p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")
@@ -52,6 +55,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .augment import AugmentConfig
     from .dataset import SPEECH_COMMANDS, UNKNOWN_WORDS
     from .train import TrainConfig
     from .train import run as train
@@ -73,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     for name in ("samples", "copies", "epochs", "width"):
         if getattr(args, name) < 1:
             raise ConfigError(f"train: --{name} must be at least 1")
+    if not 0 <= args.mel_augment <= 1:
+        raise ConfigError("train: --mel-augment must be between 0 and 1")
     from .train import BACKGROUND_TRAIN_DIRS
 
     background = () if args.no_background else tuple(args.background or BACKGROUND_TRAIN_DIRS)
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         window_samples=int(round(window_s * 16000)), festival=not args.no_festival,
         threads=args.threads, force=args.force, embedding_step=args.embedding_step, width=args.width,
         tune_blocks=args.tune_blocks,
+        augment=AugmentConfig(mel_warp_p=args.mel_augment, mel_mask_p=args.mel_augment),
     )
 
     def progress(message: str) -> None:

@@ -68,8 +68,8 @@ class FrozenFront:
         self.session = _session(front_path, threads)
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, clips: np.ndarray) -> np.ndarray:
-        win = self.frontend.windows(clips)
+    def __call__(self, clips: np.ndarray, mel_augment=None) -> np.ndarray:
+        win = self.frontend.windows(clips, mel_augment)
         win = win[:, head_positions(win.shape[1], self.step)]
         flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
         out = np.concatenate([self.session.run(None, {self.input: flat[i : i + 1024]})[0]

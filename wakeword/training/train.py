@@ -7,6 +7,7 @@ a seed; synthesis and features are cached under ``cache_dir``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from ..speech_embedding import (
     every_step,
     sha256_file,
 )
-from .augment import AugmentConfig, Background, add_noise, augment_word, place, silence_clip
+from .augment import AugmentConfig, Background, add_noise, augment_mel, augment_word, place, silence_clip
 from .dataset import SILENCE, UNKNOWN, UNKNOWN_WORDS, Item, plan, synthesise_all, synthesise_item
 
 log = logging.getLogger(__name__)
@@ -329,17 +330,22 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
                                             tmp / "split")
         front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
         kind = f"mid{config.tune_blocks}-s{config.embedding_step}"
-        encode = lambda clips: encode_chunks(front, clips, progress)  # noqa: E731
+        encoder = front
     else:
         kind = "emb"
-        encode = lambda clips: embed(frontend, clips, progress)  # noqa: E731
+        encoder = frontend.batch
 
     def feats(name, split, copies, silence=0, offset=0, speech=0):
+        mel_augment = None
+        if split == "train" and (config.augment.mel_warp_p or config.augment.mel_mask_p):
+            rng = np.random.default_rng([config.seed, 3])
+            mel_augment = functools.partial(augment_mel, rng, config=config.augment)
         return _cached_features(
             config, name if kind == "emb" else f"{name}-{kind}",
             lambda: build_clips(config, items, split, background, labels, copies, None, None, silence, offset, speech,
                                 progress),
-            encode, f"{name}:{len(items)}", progress)
+            lambda clips: encode_chunks(functools.partial(encoder, mel_augment=mel_augment), clips, progress),
+            f"{name}:{len(items)}", progress)
 
     x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
     xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1,
@@ -408,7 +414,8 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             "seed": config.seed, "per_keyword": config.per_keyword, "per_unknown_word": config.per_unknown_word,
             "test_per_keyword": config.test_per_keyword, "unknown_words": list(config.unknown_words),
             "festival": config.festival, "flite": config.flite, "tune_blocks": config.tune_blocks,
-            "pitch_p": config.augment.pitch_p, "copies": config.copies, "silence_clips": config.silence_clips,
+            "pitch_p": config.augment.pitch_p, "mel_warp_p": config.augment.mel_warp_p,
+            "mel_mask_p": config.augment.mel_mask_p, "copies": config.copies, "silence_clips": config.silence_clips,
             "speech_negatives": config.speech_negatives, "embedding_step": config.embedding_step,
             "epochs": config.epochs, "width": config.width, "clips_train": n_train, "clips_val": n_val,
             "voices": "piper joe, espeak-ng, festival kal/ked, flite awb/rms/kal16 (train); "
