@@ -25,7 +25,7 @@ def windows(n: int, seed: int = 0) -> np.ndarray:
     return (rng.standard_normal((n, 76, 32, 1)) + 1.0).astype(np.float32)
 
 
-@pytest.mark.parametrize("blocks, cut_shape", [(1, (96, 10, 2)), (2, (72, 14, 4))])
+@pytest.mark.parametrize("blocks, cut_shape", [(1, (96, 10, 2)), (2, (72, 14, 4)), (3, (48, 32, 8))])
 def test_the_hand_built_tail_computes_what_onnx_runtime_computes(tmp_path, blocks, cut_shape):
     from wakeword.training.finetune import load_tail, split_model
 
@@ -40,7 +40,7 @@ def test_the_hand_built_tail_computes_what_onnx_runtime_computes(tmp_path, block
     assert got.shape == want.shape == (16, 1, 1, 96)
     assert np.abs(got - want).max() < 1e-4 * np.abs(want).max()
     trainable = [p for p in tail.parameters() if p.requires_grad]
-    assert len(trainable) == 2 * 4 + 1 + (8 if blocks == 2 else 0)  # convs with bias, the last without
+    assert len(trainable) == 2 * 4 + 1 + 8 * (blocks - 1)  # convs with bias, the last without
 
 
 def test_the_written_model_changes_only_the_tuned_weights(tmp_path):
@@ -129,7 +129,7 @@ def test_bad_tune_blocks_is_a_config_error():
     from wakeword.training.train import TrainConfig
 
     with pytest.raises(ConfigError, match="tune-blocks"):
-        TrainConfig(keywords=("yes",), out=Path("x"), tune_blocks=3)
+        TrainConfig(keywords=("yes",), out=Path("x"), tune_blocks=4)
 
 
 def _centroid(mel: np.ndarray) -> float:

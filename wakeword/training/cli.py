@@ -42,7 +42,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--no-background", action="store_true", help="synthetic noise only")
     p.add_argument("--embedding-step", type=int, default=16, choices=(8, 16, 24),
                    help="mel frames between the embeddings the head sees; 16 (160 ms) halves a cold window's cost (16)")
-    p.add_argument("--tune-blocks", type=int, default=2, choices=(0, 1, 2),
+    p.add_argument("--tune-blocks", type=int, default=2, choices=(0, 1, 2, 3),
                    help="train the last N convolution blocks of the speech-embedding model with the head; "
                         "0 keeps it frozen (2)")
     p.add_argument("--mel-augment", type=float, default=0.0, metavar="P",

@@ -25,7 +25,8 @@ from ..speech_embedding import EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE
 log = logging.getLogger(__name__)
 
 # the max-pool after which the tuned blocks start, by number of tuned blocks
-CUTS = {1: "model/max_pooling2d_3/MaxPool:0", 2: "model/max_pooling2d_2/MaxPool:0"}
+CUTS = {1: "model/max_pooling2d_3/MaxPool:0", 2: "model/max_pooling2d_2/MaxPool:0",
+        3: "model/max_pooling2d_1/MaxPool:0"}
 OUTPUT = "conv2d_19"
 
 

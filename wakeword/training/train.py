@@ -82,8 +82,8 @@ class TrainConfig:
             raise ConfigError("train: window too short for the front end")
         if self.embedding_step <= 0 or self.embedding_step % EMBEDDING_STRIDE:
             raise ConfigError(f"train: embedding_step must be a positive multiple of {EMBEDDING_STRIDE} mel frames")
-        if self.tune_blocks not in (0, 1, 2):
-            raise ConfigError("train: --tune-blocks must be 0, 1 or 2")
+        if self.tune_blocks not in (0, 1, 2, 3):
+            raise ConfigError("train: --tune-blocks must be 0, 1, 2 or 3")
         if self.hop_ms % 80:
             raise ConfigError("train: hop_ms must be a multiple of 80 ms (the embedding stride)")
         if self.augment.clip_samples != self.window_samples:  # training clips are exactly one model window
@@ -148,13 +148,20 @@ def build_clips(config: TrainConfig, items: Sequence[Item], split: str, backgrou
 
 def encode_chunks(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray,
                   progress: Callable[[str], None] | None = None, step: int = 2048) -> np.ndarray:
-    """``encode`` (the embedding front end, or its frozen part) over ``clips`` a chunk at a time."""
-    out = []
+    """``encode`` (the embedding front end, or its frozen part) over ``clips`` a chunk at a time, written into
+    one array allocated after the first chunk (a list of chunks plus their concatenation needs twice the memory,
+    which at an early cut is more than this machine has)."""
+    out = None
     for i in range(0, len(clips), step):
-        out.append(encode(clips[i : i + step]))
+        part = encode(clips[i : i + step])
+        if out is None:
+            out = np.empty((len(clips), *part.shape[1:]), part.dtype)
+        out[i : i + len(part)] = part
         if progress:
             progress(f"front end {min(i + step, len(clips))}/{len(clips)}")
-    return np.concatenate(out)
+    if out is None:
+        raise ValueError("no clips to encode")
+    return out
 
 
 def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
