@@ -178,3 +178,17 @@ def test_windows_pass_each_clips_log_mel_through_the_augmentation():
 
     np.testing.assert_allclose(fe.windows(clips, shift), fe.windows(clips) + 1.0, rtol=1e-6)
     assert len(seen) == 3 and all(s[1] == 32 for s in seen)
+
+
+def test_the_frozen_front_end_path_applies_the_augmentation_and_accepts_an_empty_split():
+    from wakeword.speech_embedding import EmbeddingFrontEnd
+    from wakeword.training.train import embed
+
+    fe = EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
+                           cache_size=0)
+    clips = (np.random.default_rng(3).standard_normal((2, 24000)) * 0.05).astype(np.float32)
+    plain = embed(fe, clips)
+    assert plain.shape == (2, 9, 96)
+    assert np.abs(embed(fe, clips, mel_augment=lambda m: m[:, ::-1].copy()) - plain).max() > 1e-2
+    np.testing.assert_allclose(embed(fe, clips, mel_augment=lambda m: m), plain, rtol=1e-6)
+    assert embed(fe, clips[:0]).shape == (0, 9, 96)  # a split with no clips (tiny configurations)

@@ -164,10 +164,11 @@ def encode_chunks(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray,
     return out
 
 
-def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None) -> np.ndarray:
+def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None,
+          mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     if not len(clips):
         return np.zeros((0, embedding_count(clips.shape[1]), 96), np.float32)
-    return encode_chunks(frontend.batch, clips, progress)
+    return encode_chunks(functools.partial(frontend.batch, mel_augment=mel_augment), clips, progress)
 
 
 # settings that change the model but not its training clips: changing them reuses cached features
@@ -337,10 +338,14 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
                                             tmp / "split")
         front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
         kind = f"mid{config.tune_blocks}-s{config.embedding_step}"
-        encoder = front
+
+        def encode(clips, mel_augment):
+            return encode_chunks(functools.partial(front, mel_augment=mel_augment), clips, progress)
     else:
         kind = "emb"
-        encoder = frontend.batch
+
+        def encode(clips, mel_augment):
+            return embed(frontend, clips, progress, mel_augment)
 
     def feats(name, split, copies, silence=0, offset=0, speech=0):
         mel_augment = None
@@ -351,7 +356,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             config, name if kind == "emb" else f"{name}-{kind}",
             lambda: build_clips(config, items, split, background, labels, copies, None, None, silence, offset, speech,
                                 progress),
-            lambda clips: encode_chunks(functools.partial(encoder, mel_augment=mel_augment), clips, progress),
+            lambda clips: encode(clips, mel_augment),
             f"{name}:{len(items)}", progress)
 
     x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
