@@ -164,11 +164,15 @@ def test_mel_mask_sets_one_band_to_the_clip_mean_and_nothing_else():
     assert off is not mel  # the caller's array is never written to
 
 
-def test_windows_pass_each_clips_log_mel_through_the_augmentation():
+@pytest.fixture(scope="module")
+def fe():
     from wakeword.speech_embedding import EmbeddingFrontEnd
 
-    fe = EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
-                           cache_size=0)
+    return EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
+                             cache_size=0)
+
+
+def test_windows_pass_each_clips_log_mel_through_the_augmentation(fe):
     clips = (np.random.default_rng(2).standard_normal((3, 24000)) * 0.05).astype(np.float32)
     seen = []
 
@@ -180,12 +184,9 @@ def test_windows_pass_each_clips_log_mel_through_the_augmentation():
     assert len(seen) == 3 and all(s[1] == 32 for s in seen)
 
 
-def test_the_frozen_front_end_path_applies_the_augmentation_and_accepts_an_empty_split():
-    from wakeword.speech_embedding import EmbeddingFrontEnd
+def test_the_frozen_front_end_path_applies_the_augmentation_and_accepts_an_empty_split(fe):
     from wakeword.training.train import embed
 
-    fe = EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
-                           cache_size=0)
     clips = (np.random.default_rng(3).standard_normal((2, 24000)) * 0.05).astype(np.float32)
     plain = embed(fe, clips)
     assert plain.shape == (2, 9, 96)
