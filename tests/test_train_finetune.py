@@ -107,6 +107,56 @@ def test_flite_adds_training_voices_and_leaves_the_held_out_set_alone():
     assert [i for i in with_flite if i.voice.engine != "flite"] == without
 
 
+def test_nonfree_voices_add_training_clips_and_leave_the_held_out_set_alone(monkeypatch):
+    from wakeword.training import dataset
+
+    # the pools only need the installed voice names: pretend both engines are there, so this runs in CI too
+    monkeypatch.setattr(dataset, "pico_voices", lambda: ("en-US", "en-GB"))
+    monkeypatch.setattr(dataset, "rhvoice_voices", lambda: ("alan", "bdl", "clb"))
+    kw = ["marvin", "sheila"]
+    args = dict(seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo", "dig"),
+                with_festival=False, with_flite=False)
+    with_nonfree = dataset.plan(kw, **args)
+    without = dataset.plan(kw, **args, with_nonfree=False)
+    extra = [i for i in with_nonfree if i.voice.engine in ("pico", "rhvoice")]
+    for engine in ("pico", "rhvoice"):  # 20 per keyword, 2 per unknown word, from each engine
+        assert len([i for i in extra if i.voice.engine == engine]) == 2 * 20 + 2 * 2
+    assert {i.voice.name for i in extra} == {"en-US", "en-GB", "alan", "bdl", "clb"}  # never RHVoice's slt
+    assert all(i.split in ("train", "val") for i in extra)
+    assert {i.label for i in extra} == {"marvin", "sheila", "_unknown_"}
+    assert [i for i in with_nonfree if i.split == "test"] == [i for i in without if i.split == "test"]
+    assert [i for i in with_nonfree if i.voice.engine not in ("pico", "rhvoice")] == without
+
+
+@pytest.mark.parametrize("engine,name,exe", [("pico", "en-US", "pico2wave"), ("rhvoice", "clb", "RHVoice-test")])
+def test_nonfree_voices_speak_at_the_asked_speed_and_pitch(engine, name, exe):
+    from wakeword.training.dataset import trim
+    from wakeword.training.voices import Voice, synthesise
+
+    if shutil.which(exe) is None:
+        pytest.skip(f"needs {exe} (scripts/install_voices.sh)")
+    import soxr
+
+    def spoken(speed: float, pitch: int) -> np.ndarray:
+        audio, rate = synthesise(Voice(engine, name, speed=speed, pitch=pitch), "marvin")
+        return trim(soxr.resample(audio, rate, 16000) if rate != 16000 else audio)
+
+    def median_f0(audio: np.ndarray) -> float:  # autocorrelation peak (80-500 Hz) of the loudest 40 ms frames
+        frames = audio[: len(audio) // 640 * 640].reshape(-1, 640)
+        loud = frames[np.argsort((frames ** 2).sum(axis=1))[-5:]]
+        f0 = []
+        for frame in loud:
+            ac = np.correlate(frame, frame, "full")[639:]
+            lag = 32 + int(np.argmax(ac[32:200]))
+            f0.append(16000 / lag)
+        return float(np.median(f0))
+
+    base, slow, low, high = spoken(1.0, 100), spoken(0.8, 100), spoken(1.0, 85), spoken(1.0, 130)
+    assert 0.3 < len(base) / 16000 < 1.5  # one word, not silence or a whole sentence
+    assert len(slow) > 1.1 * len(base)
+    assert median_f0(low) < 0.95 * median_f0(base) < 0.95 * median_f0(high)
+
+
 def test_training_clips_are_the_same_in_every_process(tmp_path):
     """The clip generator is seeded from the split's name: a salted hash() made every process differ."""
     code = (

@@ -16,7 +16,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
         help="train a keyword model from synthetic speech",
-        description="Synthesise the keywords with offline voices (piper, espeak-ng, festival, flite), augment them, "
+        description="Synthesise the keywords with offline voices (piper, espeak-ng, festival, flite; SVOX pico and "
+                    "RHVoice when installed), augment them, "
                     "train a head on the speech-embedding front end (its last two blocks tuned with it), export both to "
                     "ONNX and evaluate them "
                     "on held-out voices. Needs the train extra: pip install 'wakeword[train]'.",
@@ -36,6 +37,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wakeword", help="synthesis/feature cache")
     p.add_argument("--no-festival", action="store_true", help="skip festival's held-out test voices")
+    p.add_argument("--no-nonfree-voices", action="store_true",
+                   help="skip SVOX pico and RHVoice even when installed (Debian non-free; see scripts/install_voices.sh)")
     p.add_argument("--background", action="append", default=None, metavar="DIR",
                    help="folder of real recordings mixed in as babble (default: Asterisk's Spanish and Italian "
                         "prompts, Debian asterisk-core-sounds-*-wav); repeatable")
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         unknown_words=negatives, copies=args.copies, silence_clips=args.silence_clips, epochs=args.epochs,
         speech_negatives=args.speech_negatives,
         window_samples=int(round(window_s * 16000)), festival=not args.no_festival,
+        nonfree_voices=not args.no_nonfree_voices,
         threads=args.threads, force=args.force, embedding_step=args.embedding_step, width=args.width,
         tune_blocks=args.tune_blocks,
         augment=AugmentConfig(mel_warp_p=args.mel_augment, mel_mask_p=args.mel_augment),

@@ -5,7 +5,9 @@ Voices are split so the test set holds voices never heard in training:
 espeak-ng's Caribbean-English voice, a fifth of espeak's variants, and
 festival's HTS voice "slt" (statistical parametric synthesis, unlike every
 training voice); festival's two diphone voices and flite's awb, rms and kal16 are used in
-training (never flite's slt: the held-out speaker). Real recorded speech is
+training (never flite's slt: the held-out speaker), and so, when installed from
+Debian's non-free component, are SVOX pico's two female voices and RHVoice's
+alan, bdl and clb (never its slt). Real recorded speech is
 only used for background babble and evaluation, never as a positive.
 """
 
@@ -20,7 +22,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .voices import ESPEAK_ENGLISH, Voice, espeak_variants, festival_voices, flite_voices, synthesise
+from .voices import (
+    ESPEAK_ENGLISH,
+    Voice,
+    espeak_variants,
+    festival_voices,
+    flite_voices,
+    pico_voices,
+    rhvoice_voices,
+    synthesise,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +79,9 @@ def _stable_fraction(text: str) -> float:
 FESTIVAL_TEST_VOICE = "cmu_us_slt_arctic_hts"
 
 
-def voice_pools(seed: int, with_festival: bool = True, with_flite: bool = True) -> dict[str, list[Voice]]:
+def voice_pools(
+    seed: int, with_festival: bool = True, with_flite: bool = True, with_nonfree: bool = True
+) -> dict[str, list[Voice]]:
     """Train and test voice pools; test voices never appear in training."""
     rng = random.Random(seed)
     variants = espeak_variants()
@@ -99,8 +112,14 @@ def voice_pools(seed: int, with_festival: bool = True, with_flite: bool = True) 
     # flite's CMU ARCTIC voices: awb (Scottish male), rms (US male), kal16; never slt, the held-out speaker
     flite_train = [Voice("flite", n, speed=s) for n in (flite_voices() if with_flite else ())
                    for s in (0.8, 0.9, 1.0, 1.1, 1.25)]
+    # pico and RHVoice: the only female voices that are not espeak variants; pitch in percent of the voice's own
+    nonfree_train = [Voice(engine, n, speed=s, pitch=p)
+                     for engine, names in (("pico", pico_voices()), ("rhvoice", rhvoice_voices())) if with_nonfree
+                     for n in names for s in (0.8, 0.9, 1.0, 1.1, 1.25) for p in (85, 100, 115, 130)]
     return {"train_espeak": train, "test_espeak": test, "piper": piper, "festival_train": festival_train,
-            "festival": festival_test, "flite_train": flite_train}
+            "festival": festival_test, "flite_train": flite_train,
+            "pico_train": [v for v in nonfree_train if v.engine == "pico"],
+            "rhvoice_train": [v for v in nonfree_train if v.engine == "rhvoice"]}
 
 
 def plan(
@@ -114,22 +133,28 @@ def plan(
     val_share: float = 0.1,
     with_festival: bool = True,
     with_flite: bool = True,
+    with_nonfree: bool = True,
 ) -> list[Item]:
     """The deterministic list of clips to synthesise for ``keywords`` (+ unknown words)."""
     rng = random.Random(seed)
     festival_rng = random.Random(seed + 1)  # its own stream: adding festival voices keeps the other draws
     flite_rng = random.Random(seed + 2)
-    pools = voice_pools(seed, with_festival, with_flite)
+    nonfree_rng = random.Random(seed + 3)
+    pools = voice_pools(seed, with_festival, with_flite, with_nonfree)
     unknown_words = [w for w in unknown_words if w not in keywords]
     items: list[Item] = []
 
-    def add(label: str, text: str, n_train: int, n_test: int, festival_train: int) -> None:
+    def add(label: str, text: str, n_train: int, n_test: int, festival_train: int, nonfree_train: int) -> None:
         for voice in festival_rng.sample(pools["festival_train"], min(festival_train, len(pools["festival_train"]))):
             split = "val" if festival_rng.random() < val_share else "train"
             items.append(Item(label, text, voice, split))
         if with_flite:
             for voice in flite_rng.sample(pools["flite_train"], min(festival_train, len(pools["flite_train"]))):
                 split = "val" if flite_rng.random() < val_share else "train"
+                items.append(Item(label, text, voice, split))
+        for pool in (pools["pico_train"], pools["rhvoice_train"]):
+            for voice in nonfree_rng.sample(pool, min(nonfree_train, len(pool))):
+                split = "val" if nonfree_rng.random() < val_share else "train"
                 items.append(Item(label, text, voice, split))
         for _ in range(n_train):
             pool = pools["piper"] if rng.random() < piper_share else pools["train_espeak"]
@@ -139,11 +164,11 @@ def plan(
             items.append(Item(label, text, rng.choice(pools["test_espeak"]), "test"))
 
     for word in keywords:
-        add(word, word, per_keyword, test_per_keyword, festival_train=10)
+        add(word, word, per_keyword, test_per_keyword, festival_train=10, nonfree_train=20)
         for voice in pools["festival"]:
             items.append(Item(word, word, voice, "test"))
     for word in unknown_words:
-        add(UNKNOWN, word, per_unknown_word, max(1, per_unknown_word // 4), festival_train=2)
+        add(UNKNOWN, word, per_unknown_word, max(1, per_unknown_word // 4), festival_train=2, nonfree_train=2)
     # de-duplicate identical (text, voice) pairs, keeping the first split
     seen: set[tuple[str, str]] = set()
     unique = []

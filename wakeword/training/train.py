@@ -68,6 +68,7 @@ class TrainConfig:
     embedding_step: int = 16
     festival: bool = True
     flite: bool = True
+    nonfree_voices: bool = True  # SVOX pico and RHVoice, when installed from Debian non-free
     # convolution blocks at the end of the speech-embedding model trained with the head (0: frozen front end)
     tune_blocks: int = 2
     background_dirs: tuple[str, ...] = BACKGROUND_TRAIN_DIRS
@@ -312,7 +313,8 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         raise ConfigError(f"{out}: exists and is not empty; pass --force to overwrite it")
     labels = tuple(config.keywords) + (SILENCE, UNKNOWN)
     items = plan(config.keywords, config.seed, config.per_keyword, config.per_unknown_word, config.test_per_keyword,
-                 config.unknown_words, with_festival=config.festival, with_flite=config.flite)
+                 config.unknown_words, with_festival=config.festival, with_flite=config.flite,
+                 with_nonfree=config.nonfree_voices)
     progress(f"plan: {len(items)} clips to synthesise or reuse")
     last = [0.0]
 
@@ -430,8 +432,10 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             "mel_mask_p": config.augment.mel_mask_p, "copies": config.copies, "silence_clips": config.silence_clips,
             "speech_negatives": config.speech_negatives, "embedding_step": config.embedding_step,
             "epochs": config.epochs, "width": config.width, "clips_train": n_train, "clips_val": n_val,
-            "voices": "piper joe, espeak-ng, festival kal/ked, flite awb/rms/kal16 (train); "
-                      "held-out espeak variants/accent + festival slt (test)",
+            "nonfree_voices": config.nonfree_voices,
+            # engine:voice (espeak: engine:accent) of the clips actually planned
+            "voices_train": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split != "test"}),
+            "voices_test": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split == "test"}),
         },
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

