@@ -95,6 +95,22 @@ def test_clients_at_once_get_info_a_detection_and_not_detected(server):
     assert [e.type for e in filtered] == ["not-detected"]
 
 
+def test_a_client_that_hangs_up_before_its_detection_leaves_the_server_running(server):
+    marvin, rate = sf.read(EXAMPLE, dtype="int16", always_2d=True)
+
+    async def send_and_hang_up() -> None:  # the server writes its detections into a closed socket
+        async with AsyncTcpClient("127.0.0.1", server) as client:
+            await client.write_event(AudioStart(rate=rate, width=2, channels=1, timestamp=0).event())
+            await client.write_event(AudioChunk(rate=rate, width=2, channels=1, audio=marvin.tobytes()).event())
+            await client.write_event(AudioStop().event())
+
+    for _ in range(3):
+        asyncio.run(send_and_hang_up())
+    time.sleep(3)  # the detections are written after the client has gone
+    info, replies = asyncio.run(stream(server, marvin, rate, names=["marvin"]))
+    assert Detection.from_event(replies[0]).name == "marvin"
+
+
 def test_wyoming_on_a_remote_address_needs_allow_remote():
     proc = subprocess.run([sys.executable, "-m", "wakeword", "serve", "--no-listen", "--control", "none",
                            "--wyoming", "tcp://0.0.0.0:10400"], capture_output=True, timeout=60)

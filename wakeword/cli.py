@@ -297,8 +297,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="wakeword: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    if sys.platform != "win32":
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `wakeword run ... | head` ends quietly
+    if sys.platform != "win32" and args.command != "serve":
+        # `wakeword run ... | head` ends quietly; never for the daemon, which a client that hangs up would kill
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     try:
         external = getattr(args, "external", None)
         if external:
