@@ -112,14 +112,16 @@ def voice_pools(
     # flite's CMU ARCTIC voices: awb (Scottish male), rms (US male), kal16; never slt, the held-out speaker
     flite_train = [Voice("flite", n, speed=s) for n in (flite_voices() if with_flite else ())
                    for s in (0.8, 0.9, 1.0, 1.1, 1.25)]
+
     # pico and RHVoice: the only female voices that are not espeak variants; pitch in percent of the voice's own
-    nonfree_train = [Voice(engine, n, speed=s, pitch=p)
-                     for engine, names in (("pico", pico_voices()), ("rhvoice", rhvoice_voices())) if with_nonfree
-                     for n in names for s in (0.8, 0.9, 1.0, 1.1, 1.25) for p in (85, 100, 115, 130)]
+    def nonfree(engine: str, names: Iterable[str]) -> list[Voice]:
+        return [Voice(engine, n, speed=s, pitch=p)
+                for n in names for s in (0.8, 0.9, 1.0, 1.1, 1.25) for p in (85, 100, 115, 130)]
+
     return {"train_espeak": train, "test_espeak": test, "piper": piper, "festival_train": festival_train,
             "festival": festival_test, "flite_train": flite_train,
-            "pico_train": [v for v in nonfree_train if v.engine == "pico"],
-            "rhvoice_train": [v for v in nonfree_train if v.engine == "rhvoice"]}
+            "pico_train": nonfree("pico", pico_voices() if with_nonfree else ()),
+            "rhvoice_train": nonfree("rhvoice", rhvoice_voices() if with_nonfree else ())}
 
 
 def plan(
@@ -144,18 +146,16 @@ def plan(
     unknown_words = [w for w in unknown_words if w not in keywords]
     items: list[Item] = []
 
+    def draw(r: random.Random, pool: list[Voice], n: int, label: str, text: str) -> None:
+        """``n`` distinct voices of a small pool (all of them if fewer), each to train or val."""
+        for voice in r.sample(pool, min(n, len(pool))):
+            items.append(Item(label, text, voice, "val" if r.random() < val_share else "train"))
+
     def add(label: str, text: str, n_train: int, n_test: int, festival_train: int, nonfree_train: int) -> None:
-        for voice in festival_rng.sample(pools["festival_train"], min(festival_train, len(pools["festival_train"]))):
-            split = "val" if festival_rng.random() < val_share else "train"
-            items.append(Item(label, text, voice, split))
-        if with_flite:
-            for voice in flite_rng.sample(pools["flite_train"], min(festival_train, len(pools["flite_train"]))):
-                split = "val" if flite_rng.random() < val_share else "train"
-                items.append(Item(label, text, voice, split))
-        for pool in (pools["pico_train"], pools["rhvoice_train"]):
-            for voice in nonfree_rng.sample(pool, min(nonfree_train, len(pool))):
-                split = "val" if nonfree_rng.random() < val_share else "train"
-                items.append(Item(label, text, voice, split))
+        draw(festival_rng, pools["festival_train"], festival_train, label, text)
+        draw(flite_rng, pools["flite_train"], festival_train, label, text)
+        draw(nonfree_rng, pools["pico_train"], nonfree_train, label, text)
+        draw(nonfree_rng, pools["rhvoice_train"], nonfree_train, label, text)
         for _ in range(n_train):
             pool = pools["piper"] if rng.random() < piper_share else pools["train_espeak"]
             split = "val" if rng.random() < val_share else "train"

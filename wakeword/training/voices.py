@@ -110,49 +110,40 @@ def synth_piper(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     return audio, chunks[0].sample_rate
 
 
-def synth_festival(voice: Voice, text: str) -> tuple[np.ndarray, int]:
-    exe = shutil.which("text2wave")
+def _synth_to_wav(program: str, install: str, args, text_on_stdin: str | None = None) -> tuple[np.ndarray, int]:
+    """Run a synthesiser that writes a .wav file: ``args(exe, path)`` is its command line."""
+    exe = shutil.which(program)
     if exe is None:
-        raise DependencyError("festival is not installed: apt-get install festival festvox-kallpc16k")
+        raise DependencyError(f"{program} is not installed: {install}")
     with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        stretch = 1.0 / voice.speed
-        subprocess.run(
-            [exe, "-eval", f"(voice_{voice.name})", "-eval", f"(Parameter.set 'Duration_Stretch {stretch:.3f})",
-             "-o", f.name],
-            input=text.encode(), capture_output=True, check=True,
-        )
+        stdin = text_on_stdin.encode() if text_on_stdin is not None else None
+        subprocess.run(args(exe, f.name), input=stdin, capture_output=True, check=True)
         return _read_wav_bytes(Path(f.name).read_bytes())
+
+
+def synth_festival(voice: Voice, text: str) -> tuple[np.ndarray, int]:
+    stretch = f"(Parameter.set 'Duration_Stretch {1.0 / voice.speed:.3f})"
+    return _synth_to_wav("text2wave", "apt-get install festival festvox-kallpc16k",
+                         lambda exe, out: [exe, "-eval", f"(voice_{voice.name})", "-eval", stretch, "-o", out], text)
 
 
 def synth_flite(voice: Voice, text: str) -> tuple[np.ndarray, int]:
-    exe = shutil.which("flite")
-    if exe is None:
-        raise DependencyError("flite is not installed: apt-get install flite")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run([exe, "-voice", voice.name, "--setf", f"duration_stretch={1.0 / voice.speed:.3f}",
-                        "-t", text, "-o", f.name], capture_output=True, check=True)
-        return _read_wav_bytes(Path(f.name).read_bytes())
+    return _synth_to_wav("flite", "apt-get install flite",
+                         lambda exe, out: [exe, "-voice", voice.name, "--setf",
+                                           f"duration_stretch={1.0 / voice.speed:.3f}", "-t", text, "-o", out])
 
 
 def synth_pico(voice: Voice, text: str) -> tuple[np.ndarray, int]:
-    exe = shutil.which("pico2wave")
-    if exe is None:
-        raise DependencyError("SVOX pico is not installed: apt-get install libttspico-utils (Debian non-free)")
     markup = f'<speed level="{int(round(100 * voice.speed))}"><pitch level="{voice.pitch}">{text}</pitch></speed>'
-    with tempfile.TemporaryDirectory() as d:  # pico2wave insists on a file name ending in .wav
-        out = Path(d) / "out.wav"
-        subprocess.run([exe, "-l", voice.name, "-w", str(out), markup], capture_output=True, check=True)
-        return _read_wav_bytes(out.read_bytes())
+    return _synth_to_wav("pico2wave", "apt-get install libttspico-utils (Debian non-free: scripts/install_voices.sh)",
+                         lambda exe, out: [exe, "-l", voice.name, "-w", out, markup])
 
 
 def synth_rhvoice(voice: Voice, text: str) -> tuple[np.ndarray, int]:
-    exe = shutil.which("RHVoice-test")
-    if exe is None:
-        raise DependencyError("RHVoice is not installed: apt-get install rhvoice rhvoice-english (Debian non-free)")
-    with tempfile.NamedTemporaryFile(suffix=".wav") as f:
-        subprocess.run([exe, "-p", voice.name, "-r", str(int(round(100 * voice.speed))), "-t", str(voice.pitch),
-                        "-o", f.name], input=text.encode(), capture_output=True, check=True)
-        return _read_wav_bytes(Path(f.name).read_bytes())
+    rate, pitch = str(int(round(100 * voice.speed))), str(voice.pitch)
+    return _synth_to_wav("RHVoice-test", "apt-get install rhvoice rhvoice-english "
+                         "(Debian non-free: scripts/install_voices.sh)",
+                         lambda exe, out: [exe, "-p", voice.name, "-r", rate, "-t", pitch, "-o", out], text)
 
 
 SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival, "flite": synth_flite,
