@@ -243,3 +243,31 @@ def test_the_frozen_front_end_path_applies_the_augmentation_and_accepts_an_empty
     assert np.abs(embed(fe, clips, mel_augment=lambda m: m[:, ::-1].copy()) - plain).max() > 1e-2
     np.testing.assert_allclose(embed(fe, clips, mel_augment=lambda m: m), plain, rtol=1e-6)
     assert embed(fe, clips[:0]).shape == (0, 9, 96)  # a split with no clips (tiny configurations)
+
+
+def test_cached_features_are_recomputed_when_a_planned_voice_changes(tmp_path):
+    """A changed voice keeps the count and the options: the cache key must see it (it once did not)."""
+    from dataclasses import replace
+
+    from wakeword.training.dataset import plan, plan_digest
+    from wakeword.training.train import TrainConfig, _cached_features
+
+    items = plan(["marvin"], seed=0, per_keyword=4, per_unknown_word=0, test_per_keyword=0, unknown_words=(),
+                 with_festival=False, with_flite=False, with_nonfree=False)
+    espeak = next(k for k, i in enumerate(items) if i.voice.engine == "espeak")
+    other = list(items)
+    accent = "en-gb" if items[espeak].voice.name != "en-gb" else "en-us"
+    other[espeak] = replace(items[espeak], voice=replace(items[espeak].voice, name=accent))
+    config = TrainConfig(keywords=("marvin",), out=tmp_path / "m", cache_dir=tmp_path)
+    made = []
+
+    def features(plan_items):
+        def make():
+            made.append(1)
+            return np.full((1, 3), float(len(made)), np.float32), np.zeros(1, np.int64)
+        return _cached_features(config, "train", make, lambda x: x, f"train:{plan_digest(plan_items)}",
+                                lambda m: None)[0]
+
+    assert features(items)[0, 0] == 1.0
+    assert features(items)[0, 0] == 1.0 and len(made) == 1  # same plan: from the cache
+    assert features(other)[0, 0] == 2.0 and len(made) == 2

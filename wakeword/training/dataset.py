@@ -72,6 +72,12 @@ class Item:
     split: str  # "train" | "val" | "test"
 
 
+def plan_digest(items: Sequence[Item]) -> str:
+    """A short hash of the planned clips (split, label, text and voice of each, in order)."""
+    text = "\n".join(f"{i.split}|{i.label}|{i.text}|{i.voice.key}" for i in items)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _stable_fraction(text: str) -> float:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
 

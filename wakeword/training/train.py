@@ -30,7 +30,7 @@ from ..speech_embedding import (
     sha256_file,
 )
 from .augment import AugmentConfig, Background, add_noise, augment_mel, augment_word, place, silence_clip
-from .dataset import SILENCE, UNKNOWN, UNKNOWN_WORDS, Item, plan, synthesise_all, synthesise_item
+from .dataset import SILENCE, UNKNOWN, UNKNOWN_WORDS, Item, plan, plan_digest, synthesise_all, synthesise_item
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,9 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             progress(f"synthesised {n}/{total}")
 
     items = synthesise_all(items, config.cache_dir, progress=synth_progress)
+    # cached features depend on every planned clip, not only on the options: a voice added to a pool
+    # changes clips without changing the options or the count
+    digest = plan_digest(items)
     fe_dir = front_end_dir()
     frontend = EmbeddingFrontEnd(fe_dir / FRONT_END_FILES["melspectrogram"], fe_dir / FRONT_END_FILES["embedding"],
                                  threads=config.threads, cache_size=0)
@@ -359,7 +362,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             lambda: build_clips(config, items, split, background, labels, copies, None, None, silence, offset, speech,
                                 progress),
             lambda clips: encode(clips, mel_augment),
-            f"{name}:{len(items)}", progress)
+            f"{name}:{digest}", progress)
 
     x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
     xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1,
