@@ -121,7 +121,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
                    help="classify every hop, speech or not")
     g.add_argument("--vad-aggressiveness", type=int, default=S, choices=range(4), help="webrtcvad mode 0-3 (2)")
     g.add_argument("--vad-frame-ms", type=int, default=S, choices=(10, 20, 30), help="VAD frame length (30)")
-    g.add_argument("--vad-hangover-ms", type=int, default=S, help="keep the gate open after speech (300)")
+    g.add_argument("--vad-hangover-ms", type=int, default=S, help="keep the gate open after speech (600)")
     g = p.add_argument_group("hand-off: the command after the wake word, to Whisper")
     g.add_argument("--no-handoff", dest="handoff", action="store_false", default=S,
                    help="detect only; do not capture and transcribe the command")

@@ -40,7 +40,7 @@ class Settings:
     vad: bool = True
     vad_aggressiveness: int = 2
     vad_frame_ms: int = 30
-    vad_hangover_ms: int = 300
+    vad_hangover_ms: int = 600
     # hand-off to Whisper
     handoff: bool = True
     language: str | None = None
