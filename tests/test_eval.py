@@ -242,3 +242,19 @@ def test_det_steps_hold_the_best_miss_rate_at_each_budget():
     det = [{"false_accepts_per_hour": fa, "false_reject_rate": frr}
            for fa, frr in [(0.0, 0.06), (1.9, 0.06), (0.0, 1.0), (0.0, 0.5), (17.0, 0.03)]]
     assert det_steps(det) == [(0.0, 1.0), (0.0, 0.5), (0.0, 0.06), (1.9, 0.06), (17.0, 0.03)]
+
+
+def test_the_vad_hangover_is_an_eval_option_and_a_bad_one_is_one_line(tone_data, capsys):
+    import argparse
+
+    from wakeword.evaluate import _engine_config, add_parser
+    from wakeword.vad import VadConfig
+
+    parser = add_parser(argparse.ArgumentParser().add_subparsers())
+    base = ["--data", "x.csv"]
+    assert _engine_config(parser.parse_args(base), ("marvin",)).vad == VadConfig()
+    assert _engine_config(parser.parse_args(base + ["--vad-hangover-ms", "300"]), ("marvin",)).vad.hangover_ms == 300
+    code, out, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone",
+                              "--vad-hangover-ms", "-5")
+    lines = err.strip().splitlines()
+    assert code != 0 and out == "" and len(lines) == 1 and "vad_hangover_ms must be >= 0" in lines[0], err

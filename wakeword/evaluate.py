@@ -450,6 +450,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument("--refractory-s", type=float, default=1.0, help="seconds before a keyword may fire again (1.0)")
     g.add_argument("--hop-ms", type=int, default=None, help="classifier hop (default: the model's)")
     g.add_argument("--no-vad", dest="vad", action="store_false", help="classify every hop, speech or not")
+    g.add_argument("--vad-hangover-ms", type=int, default=None,
+                   help="keep the gate open this long after speech (default: the engine's, 600)")
     g.add_argument("--tolerance-s", type=float, default=1.0,
                    help="a detection up to this long after a keyword's offset still counts as a hit (1.0)")
     g.add_argument("--target-fa-per-hour", type=float, default=0.5,
@@ -464,9 +466,10 @@ def _engine_config(args: argparse.Namespace, keywords: tuple[str, ...]):
     from .engine import EngineConfig
     from .vad import VadConfig
 
+    hangover = {} if args.vad_hangover_ms is None else {"hangover_ms": args.vad_hangover_ms}
     return EngineConfig(
         hop_ms=args.hop_ms,
-        vad=VadConfig(enabled=args.vad),
+        vad=VadConfig(enabled=args.vad, **hangover),
         detector=DetectorConfig(threshold=args.threshold, smoothing_hops=args.smoothing_hops,
                                 refractory_s=args.refractory_s, keywords=keywords),
     )

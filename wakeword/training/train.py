@@ -257,6 +257,7 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
     for epoch in range(epochs):
         model.train()
         perm = torch.randperm(len(x), generator=gen).numpy()
+        total, batches = 0.0, 0
         for i in range(0, len(perm), 256):
             idx = np.sort(perm[i : i + 256])  # sorted: faster gathers from a large cache
             loss = loss_fn(model(torch.from_numpy(x[idx].astype(np.float32))), yt[idx])
@@ -264,10 +265,12 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
             loss.backward()
             opt.step()
             sched.step()
+            total, batches = total + loss.item(), batches + 1
         acc = float((predict(model, xv) == yv).mean()) if len(yv) else 0.0
         if acc >= best:
             best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
-        progress(f"epoch {epoch + 1}/{epochs}: loss {loss.item():.3f}, val accuracy {acc:.4f}")
+        mean_loss = total / max(1, batches)
+        progress(f"epoch {epoch + 1}/{epochs}: mean training loss {mean_loss:.3f}, val accuracy {acc:.4f}")
     model.load_state_dict(best_state)
     model.eval()
     return best
