@@ -51,6 +51,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--mel-augment", type=float, default=0.0, metavar="P",
                    help="share of training clips whose log-mel input is warped (vocal tract length) and, "
                         "independently, band-masked (0: off)")
+    p.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
+                   help="keep and export an exponential moving average of the weights, e.g. 0.999 (0: off)")
+    p.add_argument("--mixup", type=float, default=0.0, metavar="A",
+                   help="train on Beta(A, A) mixes of two clips and of their labels, e.g. 0.2 (0: off)")
     p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")
@@ -82,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"train: --{name} must be at least 1")
     if not 0 <= args.mel_augment <= 1:
         raise ConfigError("train: --mel-augment must be between 0 and 1")
+    if not 0 <= args.ema_decay < 1:
+        raise ConfigError("train: --ema-decay must be at least 0 and below 1")
+    if args.mixup < 0:
+        raise ConfigError("train: --mixup must not be negative")
     from .train import BACKGROUND_TRAIN_DIRS
 
     background = () if args.no_background else tuple(args.background or BACKGROUND_TRAIN_DIRS)
@@ -94,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         window_samples=int(round(window_s * 16000)), festival=not args.no_festival,
         nonfree_voices=not args.no_nonfree_voices,
         threads=args.threads, force=args.force, embedding_step=args.embedding_step, width=args.width,
-        tune_blocks=args.tune_blocks,
+        tune_blocks=args.tune_blocks, ema_decay=args.ema_decay, mixup=args.mixup,
         augment=AugmentConfig(mel_warp_p=args.mel_augment, mel_mask_p=args.mel_augment),
     )
 

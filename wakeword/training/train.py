@@ -71,6 +71,10 @@ class TrainConfig:
     nonfree_voices: bool = True  # SVOX pico and RHVoice, when installed from Debian non-free
     # convolution blocks at the end of the speech-embedding model trained with the head (0: frozen front end)
     tune_blocks: int = 2
+    # decay of an exponential moving average of the weights, evaluated and exported in their place (0: off)
+    ema_decay: float = 0.0
+    # Beta(a, a) mixup of the training inputs (the activations at the cut, or the embeddings) and targets (0: off)
+    mixup: float = 0.0
     background_dirs: tuple[str, ...] = BACKGROUND_TRAIN_DIRS
     threads: int = 2
     force: bool = False
@@ -173,8 +177,9 @@ def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[st
 
 
 # settings that change the model but not its training clips: changing them reuses cached features
+# (the cut and the step are in a cached file's name)
 _NOT_DATA = frozenset({"out", "wake_words", "cache_dir", "epochs", "width", "hop_ms", "threads", "force",
-                       "embedding_step", "tune_blocks"})  # the cut and the step are in a cached file's name
+                       "embedding_step", "tune_blocks", "ema_decay", "mixup"})
 
 
 def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
@@ -235,15 +240,23 @@ def train_head(config: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray
     torch.manual_seed(config.seed)
     model = make_head(x.shape[1], n_labels, config.width)
     groups = [{"params": list(model.parameters()), "lr": 2e-3, "weight_decay": 5e-2}]
-    return model, fit(model, groups, x, y, xv, yv, n_labels, config.epochs, config.seed, config.threads, progress)
+    return model, fit(model, groups, x, y, xv, yv, n_labels, config.epochs, config.seed, config.threads, progress,
+                      ema_decay=config.ema_decay, mixup=config.mixup)
 
 
 def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, n_labels: int,
-        epochs: int, seed: int, threads: int, progress: Callable[[str], None]) -> float:
+        epochs: int, seed: int, threads: int, progress: Callable[[str], None], ema_decay: float = 0.0,
+        mixup: float = 0.0) -> float:
     """Train ``model`` in place: AdamW over the parameter ``groups`` (each with its "lr" and "weight_decay"),
     one-cycle schedule, class-balanced cross-entropy with label smoothing, batches of 256 drawn from ``x``
-    (float32 or float16); keeps the epoch with the best accuracy on ``xv`` and returns that accuracy."""
+    (float32 or float16); keeps the epoch with the best accuracy on ``xv`` and returns that accuracy.
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights and batch-norm statistics
+    (``torch.optim.swa_utils``); the average, not the last step, is validated and kept.
+    ``mixup`` > 0 trains on convex mixes of two clips, weighted by Beta(mixup, mixup), against the same mix
+    of their targets."""
     torch = _torch()
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
     torch.set_num_threads(threads)
     opt = torch.optim.AdamW(groups)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
@@ -253,6 +266,10 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
     yt = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
+    mix_rng = np.random.default_rng([seed, 11])
+    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+                if ema_decay else None)
+    kept = averaged.module if averaged is not None else model
     best, best_state = -1.0, None
     for epoch in range(epochs):
         model.train()
@@ -260,15 +277,24 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
         total, batches = 0.0, 0
         for i in range(0, len(perm), 256):
             idx = np.sort(perm[i : i + 256])  # sorted: faster gathers from a large cache
-            loss = loss_fn(model(torch.from_numpy(x[idx].astype(np.float32))), yt[idx])
+            xb = torch.from_numpy(x[idx].astype(np.float32))
+            if mixup:
+                lam = float(mix_rng.beta(mixup, mixup))
+                other = torch.from_numpy(mix_rng.permutation(len(idx)))
+                out = model(lam * xb + (1 - lam) * xb[other])
+                loss = lam * loss_fn(out, yt[idx]) + (1 - lam) * loss_fn(out, yt[idx][other])
+            else:
+                loss = loss_fn(model(xb), yt[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
             sched.step()
+            if averaged is not None:
+                averaged.update_parameters(model)
             total, batches = total + loss.item(), batches + 1
-        acc = float((predict(model, xv) == yv).mean()) if len(yv) else 0.0
+        acc = float((predict(kept, xv) == yv).mean()) if len(yv) else 0.0
         if acc >= best:
-            best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
+            best, best_state = acc, {k: v.clone() for k, v in kept.state_dict().items()}
         mean_loss = total / max(1, batches)
         progress(f"epoch {epoch + 1}/{epochs}: mean training loss {mean_loss:.3f}, val accuracy {acc:.4f}")
     model.load_state_dict(best_state)
@@ -376,7 +402,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         torch.manual_seed(config.seed)
         net = tuned_model(load_tail(tail_path), make_head(x.shape[1], len(labels), config.width))
         val_acc = fit(net, param_groups(net), x, y, xv, yv, len(labels), config.epochs, config.seed, config.threads,
-                      progress)
+                      progress, ema_decay=config.ema_decay, mixup=config.mixup)
         model, n_frames = net.head, x.shape[1]
         diff = write_tuned_embedding(fe_dir / FRONT_END_FILES["embedding"], net.tail,
                                      tmp / FRONT_END_FILES["embedding"], front_path)
@@ -438,7 +464,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             "mel_mask_p": config.augment.mel_mask_p, "copies": config.copies, "silence_clips": config.silence_clips,
             "speech_negatives": config.speech_negatives, "embedding_step": config.embedding_step,
             "epochs": config.epochs, "width": config.width, "clips_train": n_train, "clips_val": n_val,
-            "nonfree_voices": config.nonfree_voices,
+            "nonfree_voices": config.nonfree_voices, "ema_decay": config.ema_decay, "mixup": config.mixup,
             # engine:voice (espeak: engine:accent) of the clips actually planned
             "voices_train": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split != "test"}),
             "voices_test": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split == "test"}),
