@@ -15,6 +15,7 @@ lets the features adapt to the keywords.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,8 @@ class FrozenFront:
         self.session = _session(front_path, threads)
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, clips: np.ndarray, mel_augment=None) -> np.ndarray:
+    def __call__(self, clips: np.ndarray,
+                 mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         win = self.frontend.windows(clips, mel_augment)
         win = win[:, head_positions(win.shape[1], self.step)]
         flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
