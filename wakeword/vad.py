@@ -18,7 +18,7 @@ class VadConfig:
     """``aggressiveness`` 0 (lenient) to 3 (strict); ``frame_ms`` 10, 20 or 30;
     ``hangover_ms`` keeps the gate open after the last speech frame: a word fills the classifier's window only
     once it has ended, and the smoothed score needs a few hops more (with 300 ms, 4 of the 33 "marvin"s of the
-    README's eval stream stayed below the default model's threshold; with 600 ms, 2)."""
+    README's eval stream stayed below threshold 0.6 for the default model of commit 12ba3cd; with 600 ms, 2)."""
 
     enabled: bool = True
     aggressiveness: int = 2
