@@ -8,6 +8,7 @@ passed in, so a seed reproduces a dataset.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -96,6 +97,13 @@ class AugmentConfig:
     mel_warp_range: tuple[float, float] = (0.88, 1.12)
     mel_mask_p: float = 0.0
     mel_mask_bins: int = 4
+    # the word as the detector sees it when it has just ended, after other (real) speech (:func:`in_context`)
+    context_p: float = 0.0
+    after_p: float = 0.3  # of those, the share with the start of a following utterance in the tail
+    # a simulated room (:class:`RoomBank`, replaces the synthetic reverberation) and a capture channel
+    room_p: float = 0.0
+    channel_p: float = 0.0
+    music: bool = False  # music-like and TV-like (a talker over music) among the noises, and music negatives
 
 
 def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800) -> np.ndarray:
@@ -108,10 +116,20 @@ def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800)
 
 
 def add_noise(rng: np.random.Generator, clip: np.ndarray, snr_db: float, background: Background | None,
-              kind: str | None = None) -> np.ndarray:
+              kind: str | None = None, with_music: bool = False) -> np.ndarray:
     kinds = ["white", "pink", "brown"] + (["babble", "babble"] if background is not None else [])
+    if with_music:
+        kinds += ["music", "tv"] if background is not None else ["music"]
     kind = kind or kinds[int(rng.integers(len(kinds)))]
-    noise = background.babble(rng, len(clip)) if kind == "babble" else coloured_noise(rng, len(clip), kind)
+    if kind == "babble":
+        noise = background.babble(rng, len(clip))
+    elif kind == "music":
+        noise = music_segment(rng, len(clip))
+    elif kind == "tv":  # a talker over music, as from a television
+        noise = background.babble(rng, len(clip), talkers=1) + music_segment(rng, len(clip)) * rng.uniform(0.2, 1.0)
+        noise = noise / (rms(noise) + 1e-12)
+    else:
+        noise = coloured_noise(rng, len(clip), kind)
     signal_rms = rms(clip[np.abs(clip) > 1e-4]) if np.any(np.abs(clip) > 1e-4) else 0.05
     return clip + noise * signal_rms / (10 ** (snr_db / 20))
 
@@ -133,7 +151,11 @@ def shift_pitch(word: np.ndarray, cents: float) -> np.ndarray:
 
 
 def augment_word(rng: np.random.Generator, word: np.ndarray, config: AugmentConfig,
-                 background: Background | None) -> np.ndarray:
+                 background: Background | None, context: Background | None = None,
+                 rooms: "RoomBank | None" = None) -> np.ndarray:
+    """A training clip of ``word``: pitch, speed, reverberation, placement (alone, or after real speech from
+    ``context``), gain, capture channel and noise, each drawn from ``rng`` with the probabilities of
+    ``config``."""
     import soxr
 
     if config.pitch_p and rng.random() < config.pitch_p:
@@ -142,13 +164,22 @@ def augment_word(rng: np.random.Generator, word: np.ndarray, config: AugmentConf
     speed = rng.uniform(*config.speed_range)
     if abs(speed - 1.0) > 1e-3:
         word = soxr.resample(word, SAMPLE_RATE * speed, SAMPLE_RATE).astype(np.float32)
-    if rng.random() < config.reverb_p:
+    if rooms is None and rng.random() < config.reverb_p:
         rir = synthetic_rir(rng, rng.uniform(0.15, 0.7))
         word = np.convolve(word, rir)[: len(word) + len(rir) // 4].astype(np.float32)
-    clip = place(rng, word, config.clip_samples)
+    n = config.clip_samples
+    if context is not None and rng.random() < config.context_p:
+        after = context.babble(rng, n, talkers=1) if rng.random() < config.after_p else None
+        clip = in_context(rng, word, n, context.babble(rng, n, talkers=1), after)
+    else:
+        clip = place(rng, word, n)
+    if rooms is not None and rng.random() < config.room_p:
+        clip = rooms.apply(rng, clip)
+    if config.channel_p and rng.random() < config.channel_p:
+        clip = channel(rng, clip)
     clip *= 10 ** (rng.uniform(*config.gain_db_range) / 20)
     if rng.random() < config.noise_p:
-        clip = add_noise(rng, clip, rng.uniform(*config.snr_db_range), background)
+        clip = add_noise(rng, clip, rng.uniform(*config.snr_db_range), background, with_music=config.music)
     return np.clip(clip, -1.0, 1.0).astype(np.float32)
 
 
@@ -188,3 +219,134 @@ def silence_clip(rng: np.random.Generator, config: AugmentConfig, background: Ba
     if kind == "babble":
         return (background.babble(rng, n) * level).astype(np.float32)
     return (coloured_noise(rng, n, kind) * level).astype(np.float32)
+
+
+class RoomBank:
+    """Room impulse responses simulated once by pyroomacoustics (image source method in random shoebox rooms:
+    size, wall absorption, talker and microphone positions drawn from the seed), then drawn per clip."""
+
+    def __init__(self, seed: int, n: int = 160) -> None:
+        try:
+            import pyroomacoustics as pra
+        except ImportError as e:
+            from ..errors import DependencyError
+
+            raise DependencyError("room acoustics need pyroomacoustics: pip install 'wakeword[train]'") from e
+        rng = np.random.default_rng([seed, 17])
+        self.rirs: list[np.ndarray] = []
+        for _ in range(n):
+            dims = np.array([rng.uniform(3, 9), rng.uniform(2.5, 7), rng.uniform(2.3, 3.5)])
+            absorption = float(rng.uniform(0.08, 0.6))
+            room = pra.ShoeBox(dims, fs=SAMPLE_RATE, materials=pra.Material(absorption), max_order=12)
+            src = rng.uniform([0.4, 0.4, 1.0], dims - [0.4, 0.4, 1.0])
+            mic = rng.uniform([0.3, 0.3, 0.5], dims - [0.3, 0.3, 0.8])
+            room.add_source(src)
+            room.add_microphone(mic)
+            room.compute_rir()
+            rir = np.asarray(room.rir[0][0], np.float64)[: SAMPLE_RATE]  # at most 1 s of tail
+            self.rirs.append((rir / (np.abs(rir).max() + 1e-12)).astype(np.float32))
+
+    def apply(self, rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
+        from scipy.signal import fftconvolve
+
+        rir = self.rirs[int(rng.integers(len(self.rirs)))]
+        wet = fftconvolve(audio, rir)[: len(audio)]
+        return (wet * rms(audio) / (rms(wet) + 1e-12)).astype(np.float32)
+
+
+def channel(rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
+    """A random capture channel: telephone band (8 kHz, 300-3400 Hz), a cheap microphone (high-pass and a
+    resonant tilt), or a soft-clipping loud one; the same length."""
+    import soxr
+
+    kind = int(rng.integers(3))
+    n = len(clip)
+    if kind == 0:
+        narrow = soxr.resample(clip, SAMPLE_RATE, 8000)
+        spec = np.fft.rfft(narrow)
+        f = np.fft.rfftfreq(len(narrow), 1 / 8000)
+        spec *= 1 / (1 + (300 / np.maximum(f, 1)) ** 4) / (1 + (f / 3400) ** 8)
+        out = soxr.resample(np.fft.irfft(spec, len(narrow)).astype(np.float32), 8000, SAMPLE_RATE)
+        out = np.pad(out, (0, max(0, n - len(out))))[:n]
+    elif kind == 1:
+        spec = np.fft.rfft(clip)
+        f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+        cut = rng.uniform(100, 500)
+        peak, width, gain = rng.uniform(1500, 5000), rng.uniform(500, 2000), rng.uniform(-6, 9)
+        shape = 1 / (1 + (cut / np.maximum(f, 1)) ** 2) * 10 ** (gain / 20 * np.exp(-((f - peak) / width) ** 2))
+        out = np.fft.irfft(spec * shape, n)
+    else:
+        drive = rng.uniform(2, 8)
+        out = np.tanh(clip * drive / (np.abs(clip).max() + 1e-9)) / np.tanh(drive) * np.abs(clip).max()
+    return (out * rms(clip) / (rms(out) + 1e-12)).astype(np.float32)
+
+
+def in_context(rng: np.random.Generator, word: np.ndarray, n: int, before: np.ndarray | None,
+               after: np.ndarray | None, tail_s: tuple[float, float] = (0.05, 0.6)) -> np.ndarray:
+    """``word`` as the detector sees it when the word has just ended: its end ``tail_s`` before the end of
+    the ``n``-sample window, other speech (``before``, real talkers) up to a short pause before it, and
+    optionally the start of a following utterance (``after``, a command) in the tail."""
+    out = np.zeros(n, np.float32)
+    word = word[: n - int(tail_s[0] * SAMPLE_RATE)]
+    end = n - int(rng.uniform(*tail_s) * SAMPLE_RATE)
+    start = max(0, end - len(word))
+    out[start:end] = word[len(word) - (end - start):]
+    w_rms = rms(word[np.abs(word) > 1e-4]) if np.any(np.abs(word) > 1e-4) else 0.05
+    if before is not None and start > SAMPLE_RATE // 10:
+        gap = int(rng.uniform(0.02, 0.35) * SAMPLE_RATE)
+        m = start - gap
+        level_db = rng.uniform(-8, 4)
+        if m > SAMPLE_RATE // 20:
+            seg = before[-m:]
+            out[m - len(seg) : m] += seg * (w_rms * 10 ** (level_db / 20) / (rms(seg) + 1e-9))
+    if after is not None and n - end > SAMPLE_RATE // 5:
+        gap = int(rng.uniform(0.1, 0.3) * SAMPLE_RATE)
+        level_db = rng.uniform(-8, 2)
+        seg = after[: max(0, n - end - gap)]
+        if len(seg) > SAMPLE_RATE // 20:
+            out[end + gap : end + gap + len(seg)] += seg * (w_rms * 10 ** (level_db / 20) / (rms(seg) + 1e-9))
+    return out
+
+
+def music(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Music-like audio with unit RMS: a random melody and chords of harmonic notes (random timbre, attack and
+    decay, vibrato), with noise-burst drums on a beat half of the time. No music recordings are available
+    here; this is the closest stand-in: pitched, rhythmic and not speech."""
+    t = np.arange(n) / SAMPLE_RATE
+    out = np.zeros(n)
+    beat = rng.uniform(0.25, 0.7)
+    harmonics = rng.uniform(0.1, 1.0, 8) ** rng.uniform(1, 3)
+    pos = 0
+    while pos < n:
+        length = int(beat * rng.choice([0.5, 1, 1, 2]) * SAMPLE_RATE)
+        notes = rng.integers(40, 84, int(rng.integers(1, 4)))
+        seg = t[: min(length, n - pos)]
+        env = np.minimum(1.0, seg / rng.uniform(0.005, 0.05)) * np.exp(-seg / rng.uniform(0.1, 1.0))
+        vibrato = 1 + 0.004 * np.sin(2 * np.pi * rng.uniform(4, 7) * seg)
+        for note in notes:
+            f0 = 440.0 * 2 ** ((note - 69) / 12)
+            for h, a in enumerate(harmonics, start=1):
+                if f0 * h < 7500:
+                    out[pos : pos + len(seg)] += a * env * np.sin(2 * np.pi * f0 * h * seg * vibrato)
+        pos += len(seg)
+    if rng.random() < 0.5:
+        step = int(beat * SAMPLE_RATE)
+        hit = rng.standard_normal(min(2000, step)) * np.exp(-np.arange(min(2000, step)) / 300)
+        for k in range(0, n - len(hit), step):
+            out[k : k + len(hit)] += 3 * hit * rms(out[k : k + step] + 1e-6)
+    return (out / (rms(out) + 1e-12)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _music_bank() -> np.ndarray:
+    """Four minutes of :func:`music` in 6 s pieces, made once per process from a fixed seed."""
+    rng = np.random.default_rng(2024)
+    return np.concatenate([music(rng, 6 * SAMPLE_RATE) for _ in range(40)])
+
+
+def music_segment(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` samples of music-like audio (unit RMS) from a random place of a bank made once."""
+    bank = _music_bank()
+    start = int(rng.integers(0, len(bank) - n)) if n < len(bank) else 0
+    seg = np.resize(bank[start : start + n], n)
+    return (seg / (rms(seg) + 1e-12)).astype(np.float32)

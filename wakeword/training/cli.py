@@ -55,6 +55,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="keep and export an exponential moving average of the weights, e.g. 0.999 (0: off)")
     p.add_argument("--mixup", type=float, default=0.0, metavar="A",
                    help="train on Beta(A, A) mixes of two clips and of their labels, e.g. 0.2 (0: off)")
+    p.add_argument("--no-real-speech", action="store_true",
+                   help="train without the real-speech set (data/real-speech; fetched from Debian packages): no "
+                        "real talkers before the words, no real negatives or keyword cuts, no threshold choice")
+    p.add_argument("--real-cache", type=Path, default=Path.home() / ".cache" / "wakeword" / "real-speech",
+                   help="where the real-speech set is fetched and decoded")
+    p.add_argument("--real-copies", type=int, default=30, help="augmented copies of each real keyword cut (30)")
+    p.add_argument("--context", type=float, default=0.5, metavar="P",
+                   help="share of word clips placed at the end of the window after real running speech (0.5)")
+    p.add_argument("--rooms", type=float, default=0.5, metavar="P",
+                   help="share of clips in a simulated room (pyroomacoustics; replaces the synthetic reverb) (0.5)")
+    p.add_argument("--channel", type=float, default=0.3, metavar="P",
+                   help="share of clips through a telephone band, cheap-microphone or clipping channel (0.3)")
+    p.add_argument("--no-music", action="store_true",
+                   help="no music-like or TV-like audio among the noises and the negatives")
+    p.add_argument("--target-fa-per-hour", type=float, default=0.5,
+                   help="false accepts per hour on the calibration speech that each wake word's stored threshold "
+                        "allows (0.5)")
     p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")
@@ -90,6 +107,11 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("train: --ema-decay must be at least 0 and below 1")
     if args.mixup < 0:
         raise ConfigError("train: --mixup must not be negative")
+    for name in ("context", "rooms", "channel"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise ConfigError(f"train: --{name} must be between 0 and 1")
+    if args.real_copies < 0 or args.target_fa_per_hour < 0:
+        raise ConfigError("train: --real-copies and --target-fa-per-hour must not be negative")
     from .train import BACKGROUND_TRAIN_DIRS
 
     background = () if args.no_background else tuple(args.background or BACKGROUND_TRAIN_DIRS)
@@ -103,7 +125,12 @@ def run(args: argparse.Namespace) -> int:
         nonfree_voices=not args.no_nonfree_voices,
         threads=args.threads, force=args.force, embedding_step=args.embedding_step, width=args.width,
         tune_blocks=args.tune_blocks, ema_decay=args.ema_decay, mixup=args.mixup,
-        augment=AugmentConfig(mel_warp_p=args.mel_augment, mel_mask_p=args.mel_augment),
+        real_speech=not args.no_real_speech, real_cache=args.real_cache, real_copies=args.real_copies,
+        target_fa_per_hour=args.target_fa_per_hour,
+        augment=AugmentConfig(mel_warp_p=args.mel_augment, mel_mask_p=args.mel_augment,
+                              context_p=0.0 if args.no_real_speech else args.context,
+                              room_p=0.0 if args.no_real_speech else args.rooms, channel_p=args.channel,
+                              music=not args.no_music),
     )
 
     def progress(message: str) -> None:

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 import zlib
@@ -29,11 +30,34 @@ from ..speech_embedding import (
     every_step,
     sha256_file,
 )
-from .augment import AugmentConfig, Background, add_noise, augment_mel, augment_word, place, silence_clip
-from .dataset import SILENCE, UNKNOWN, UNKNOWN_WORDS, Item, plan, plan_digest, synthesise_all, synthesise_item
+from .augment import (
+    AugmentConfig,
+    Background,
+    RoomBank,
+    add_noise,
+    augment_mel,
+    augment_word,
+    channel,
+    music_segment,
+    place,
+    rms,
+    silence_clip,
+)
+from .dataset import (
+    SILENCE,
+    SPEECH_COMMANDS,
+    UNKNOWN,
+    UNKNOWN_WORDS,
+    Item,
+    plan,
+    plan_digest,
+    synthesise_all,
+    synthesise_item,
+)
 
 log = logging.getLogger(__name__)
 
+SPEECH_COMMANDS_SET = frozenset(SPEECH_COMMANDS)
 SAMPLE_RATE = 16_000
 FRONT_END_FILES = {"melspectrogram": "melspectrogram.onnx", "embedding": "embedding_model.onnx"}
 BACKGROUND_TRAIN_DIRS = ("/usr/share/asterisk/sounds/es_MX_f_Allison", "/usr/share/asterisk/sounds/it_IT_m_Carlo")
@@ -76,6 +100,13 @@ class TrainConfig:
     # Beta(a, a) mixup of the training inputs (the activations at the cut, or the embeddings) and targets (0: off)
     mixup: float = 0.0
     background_dirs: tuple[str, ...] = BACKGROUND_TRAIN_DIRS
+    # the real-speech set's train speakers (``data/real-speech``): context before words, negatives, and the
+    # real keyword cuts as positives (each in ``real_copies`` augmented copies); its calibration speakers
+    # and the Asterisk prompts never trained on choose each wake word's threshold
+    real_speech: bool = False
+    real_cache: Path = Path.home() / ".cache" / "wakeword" / "real-speech"
+    real_copies: int = 30
+    target_fa_per_hour: float = 0.5
     threads: int = 2
     force: bool = False
     augment: AugmentConfig = field(default_factory=AugmentConfig)
@@ -107,9 +138,19 @@ def _label_index(labels: Sequence[str]) -> dict[str, int]:
     return {label: i for i, label in enumerate(labels)}
 
 
+@dataclass
+class RealTraining:
+    """What the real-speech set's training speakers give a training run."""
+
+    context: Background  # their running speech, words containing no keyword
+    cuts: list[tuple[str, np.ndarray]]  # (keyword, audio) said by them
+    rooms: RoomBank | None = None
+
+
 def iter_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
                labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
-               silence: int = 0, seed_offset: int = 0, speech: int = 0) -> Iterator[tuple[np.ndarray, int]]:
+               silence: int = 0, seed_offset: int = 0, speech: int = 0,
+               real: RealTraining | None = None) -> Iterator[tuple[np.ndarray, int]]:
     """(clip, label index) of one split, one at a time. Train clips are augmented; test clips placed clean
     (+ fixed noise). Deterministic for a seed: the same calls give the same clips."""
     # crc32, not hash(): str hashes are salted per process, so every run drew other clips
@@ -125,24 +166,77 @@ def iter_clips(config: TrainConfig, items: Sequence[Item], split: str, backgroun
                 if snr_db is not None:
                     clip = np.clip(add_noise(rng, clip, snr_db, background, noise_kind), -1, 1).astype(np.float32)
             else:
-                clip = augment_word(rng, word, config.augment, background)
+                clip = augment_word(rng, word, config.augment, background, *_real_parts(real))
             yield clip, index[item.label]
+    if real is not None and split != "test":
+        for n, (word_label, cut) in enumerate(real.cuts):
+            # a tenth of the cuts (by order) validate, the rest train
+            if (n % 10 == 0) != (split == "val"):
+                continue
+            for _ in range(config.real_copies if split == "train" else 1):
+                yield augment_word(rng, cut, config.augment, background, *_real_parts(real)), index[word_label]
     for _ in range(silence):
         yield silence_clip(rng, config.augment, background), index[SILENCE]
-    if background is not None:  # real running speech is the commonest thing a wake word must ignore
-        for _ in range(speech):
-            level = 10 ** (rng.uniform(-30, -6) / 20)
-            yield (background.babble(rng, config.window_samples, talkers=1) * level).astype(np.float32), index[UNKNOWN]
+    for _ in range(silence // 2 if config.augment.music else 0):  # music and TV-like audio: never a keyword
+        clip = music_segment(rng, config.window_samples) * 10 ** (rng.uniform(-30, -6) / 20)
+        if background is not None and rng.random() < 0.5:
+            clip += background.babble(rng, config.window_samples, talkers=1) * 10 ** (rng.uniform(-30, -6) / 20)
+        yield np.clip(clip, -1, 1).astype(np.float32), index[UNKNOWN]
+    speakers = [b for b in (background, real.context if real else None) if b is not None]
+    for n in range(speech if speakers else 0):  # real running speech is the commonest thing to ignore
+        source = speakers[n % len(speakers)]
+        level = 10 ** (rng.uniform(-30, -6) / 20)
+        clip = source.babble(rng, config.window_samples, talkers=1) * level
+        if real is not None and real.rooms is not None and rng.random() < config.augment.room_p:
+            clip = real.rooms.apply(rng, clip)
+        if real is not None and rng.random() < config.augment.channel_p:
+            clip = channel(rng, clip)
+        if rng.random() < config.augment.noise_p:
+            clip = add_noise(rng, clip, rng.uniform(*config.augment.snr_db_range), background,
+                             with_music=config.augment.music)
+        yield np.clip(clip, -1, 1).astype(np.float32), index[UNKNOWN]
+
+
+def _real_parts(real: RealTraining | None) -> tuple[Background | None, RoomBank | None]:
+    return (real.context, real.rooms) if real is not None else (None, None)
+
+
+def real_training(config: TrainConfig, keywords: Sequence[str]) -> RealTraining:
+    """The real-speech set's training speakers (not its calibration speakers): their speech with no keyword in
+    it as context and negatives, and their keyword cuts as positives."""
+    from .real_speech import RealSpeech, load_keywords, training_files
+
+    rs = RealSpeech(config.real_cache)
+    cuts = load_keywords()
+    with_keyword = {c.file_id for c in cuts}
+    files = training_files(rs)
+    parts = []
+    for f in files:
+        words = set(re.findall(r"[a-z]+", (f.transcript or f.text).lower())) if f.language == "en" else set()
+        if f.id in with_keyword or words & SPEECH_COMMANDS_SET:
+            continue
+        x = rs.audio(f)
+        if len(x) and rms(x) > 1e-4:
+            parts.append(x / rms(x) * 0.1)
+    train_ids = {f.id for f in files}
+    positives = []
+    for c in cuts:
+        if c.file_id in train_ids and c.word in keywords:
+            x = rs.audio(c.file_id)
+            positives.append((c.word, x[int(max(0.0, c.start_s - 0.05) * SAMPLE_RATE) : int((c.end_s + 0.05) * SAMPLE_RATE)]))
+    rooms = RoomBank(config.seed) if config.augment.room_p else None
+    return RealTraining(Background(np.concatenate(parts).astype(np.float32)), positives, rooms)
 
 
 def build_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
                 labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
                 silence: int = 0, seed_offset: int = 0, speech: int = 0,
-                progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                progress: Callable[[str], None] | None = None,
+                real: RealTraining | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All clips and label indices of one split (:func:`iter_clips`, stacked)."""
     pairs = []
     for pair in iter_clips(config, items, split, background, labels, copies, snr_db, noise_kind, silence,
-                           seed_offset, speech):
+                           seed_offset, speech, real):
         pairs.append(pair)
         if progress and len(pairs) % 10_000 == 0:
             progress(f"{split} clips built: {len(pairs)}")
@@ -179,7 +273,7 @@ def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[st
 # settings that change the model but not its training clips: changing them reuses cached features
 # (the cut and the step are in a cached file's name)
 _NOT_DATA = frozenset({"out", "wake_words", "cache_dir", "epochs", "width", "hop_ms", "threads", "force",
-                       "embedding_step", "tune_blocks", "ema_decay", "mixup"})
+                       "embedding_step", "tune_blocks", "ema_decay", "mixup", "real_cache", "target_fa_per_hour"})
 
 
 def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
@@ -334,6 +428,23 @@ def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1) == y).mean())
 
 
+def calibrate_thresholds(config: TrainConfig, model_dir: Path, items: Sequence[Item],
+                         progress: Callable[[str], None]) -> tuple[dict[str, float], dict]:
+    """Each wake word's threshold from real speech never trained on (:mod:`.calibrate`)."""
+    from .calibrate import calibrate
+
+    thresholds, report = {}, {}
+    for word in config.wake_words or config.keywords:
+        clips = [synthesise_item(config.cache_dir, i) for i in items if i.split == "val" and i.label == word]
+        result = calibrate(model_dir, word, clips, config.real_cache, config.target_fa_per_hour, config.seed)
+        thresholds[word], report[word] = result.threshold, result.summary()
+        note = "" if result.met_target else f" (no threshold reaches {config.target_fa_per_hour}/h: the highest)"
+        progress(f"threshold of {word!r}: {result.threshold}{note}, {result.false_accepts_per_hour[result.threshold]:.2f} "
+                 f"false accepts/h over {result.hours:.2f} h of calibration speech, recall "
+                 f"{result.recall[result.threshold]:.3f} of {result.positives} validation clips in real talkers")
+    return thresholds, report
+
+
 def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.info("%s", m)) -> dict:
     """The whole pipeline; returns the metrics written to ``metrics.json``."""
     t0 = time.time()
@@ -360,6 +471,11 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     frontend = EmbeddingFrontEnd(fe_dir / FRONT_END_FILES["melspectrogram"], fe_dir / FRONT_END_FILES["embedding"],
                                  threads=config.threads, cache_size=0)
     background = _background(config.background_dirs) if config.background_dirs else None
+    real = real_training(config, config.keywords) if config.real_speech else None
+    if real is not None:
+        progress(f"real speech: {len(real.context.audio) / SAMPLE_RATE / 60:.1f} min of context and negatives, "
+                 f"{len(real.cuts)} keyword cuts as positives")
+        digest = plan_digest(items) + f"-real{len(real.cuts)}-{len(real.context.audio)}"
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -389,7 +505,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         return _cached_features(
             config, name if kind == "emb" else f"{name}-{kind}",
             lambda: build_clips(config, items, split, background, labels, copies, None, None, silence, offset, speech,
-                                progress),
+                                progress, real),
             lambda clips: encode(clips, mel_augment),
             f"{name}:{digest}", progress)
 
@@ -471,6 +587,16 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         },
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    if config.real_speech:
+        manifest["thresholds"], metrics["calibration"] = calibrate_thresholds(config, tmp, items, progress)
+        manifest["training"]["real_speech"] = {"cuts": len(real.cuts) if real else 0,
+                                               "context_minutes": round(len(real.context.audio) / SAMPLE_RATE / 60, 1)
+                                               if real else 0, "real_copies": config.real_copies,
+                                               "context_p": config.augment.context_p,
+                                               "room_p": config.augment.room_p,
+                                               "channel_p": config.augment.channel_p,
+                                               "target_fa_per_hour": config.target_fa_per_hour}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     metrics["seconds"] = round(time.time() - t0, 1)
     metrics["default_head"] = manifest["default_head"]
     (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
