@@ -155,3 +155,25 @@ def test_threshold_rule_lowest_within_target_then_higher_at_equal_recall():
     recall = {t: (1.0 if t <= 0.4 else 0.5) for t in GRID}
     assert choose(fa, recall, 0.5) == (0.4, True)
     assert choose({t: 9.0 for t in GRID}, recall, 0.5) == (max(GRID), False)
+
+
+def test_training_clips_include_the_real_cuts_and_music_negatives():
+    from wakeword.training.augment import AugmentConfig, Background
+    from wakeword.training.train import RealTraining, TrainConfig, iter_clips
+
+    rng = np.random.default_rng(0)
+    context = Background((0.1 * rng.standard_normal(20 * SR)).astype(np.float32))
+    cut = (0.3 * np.sin(2 * np.pi * 300 * np.arange(SR // 2) / SR)).astype(np.float32)
+    real = RealTraining(context, [("yes", cut)] * 20)
+    config = TrainConfig(keywords=("yes",), out=rsp.data_dir(), real_copies=3, silence_clips=4,
+                         augment=AugmentConfig(context_p=1.0, channel_p=0.5, music=True, noise_p=0.0))
+    labels = ("yes", "_silence_", "_unknown_")
+    train = [y for _, y in iter_clips(config, [], "train", None, labels, 1, silence=4, speech=5, real=real)]
+    val = [y for _, y in iter_clips(config, [], "val", None, labels, 1, silence=4, speech=5, real=real)]
+    # 18 of the 20 cuts train (3 copies each), every tenth validates once
+    assert train.count(0) == 18 * 3 and val.count(0) == 2
+    assert train.count(1) == 4 and train.count(2) == 2 + 5  # music (silence // 2) and speech negatives
+    clips = [c for c, _ in iter_clips(config, [], "train", None, labels, 1, real=real)]
+    assert all(c.shape == (config.window_samples,) and np.isfinite(c).all() for c in clips)
+    # in context: the real talker fills the window before the word, which ends in the last 0.6 s
+    assert all(np.abs(c[: SR // 4]).max() > 0 for c in clips)

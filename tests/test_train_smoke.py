@@ -21,7 +21,7 @@ def tiny_model(tmp_path_factory):
     cmd = [
         sys.executable, "-m", "wakeword", "train", "yes", "go home", "--out", str(out), "--cache", str(root / "cache"),
         "--samples", "6", "--unknown-samples", "1", "--test-samples", "2", "--copies", "1", "--silence-clips", "8",
-        "--epochs", "1", "--no-festival", "--no-background", "--mel-augment", "0.5",
+        "--epochs", "1", "--no-festival", "--no-background", "--mel-augment", "0.5", "--no-real-speech",
     ]
     proc = subprocess.run(cmd, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
