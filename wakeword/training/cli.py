@@ -15,12 +15,14 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train",
-        help="train a keyword model from synthetic speech",
+        help="train a keyword model from synthetic and real speech",
         description="Synthesise the keywords with offline voices (piper, espeak-ng, festival, flite; SVOX pico and "
-                    "RHVoice when installed), augment them, "
+                    "RHVoice when installed), place them after real talkers and in simulated rooms and channels, add "
+                    "real negatives and real keyword cuts from the real-speech set's train speakers (data/real-speech, "
+                    "fetched from Debian packages), "
                     "train a head on the speech-embedding front end (its last two blocks tuned with it), export both to "
-                    "ONNX and evaluate them "
-                    "on held-out voices. Needs the train extra: pip install 'wakeword[train]'.",
+                    "ONNX, evaluate them on held-out voices and store each wake word's threshold, chosen on real "
+                    "speech never trained on. Needs the train extra: pip install 'wakeword[train]'.",
     )
     p.add_argument("keywords", nargs="+", help='keywords or phrases, e.g. "hey computer"')
     p.add_argument("--out", required=True, type=Path, help="model directory to write")
@@ -32,7 +34,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--silence-clips", type=int, default=1500, help="noise-only clips (1500)")
     p.add_argument("--speech-negatives", type=int, default=1500,
                    help="clips of real background speech labelled unknown (1500; needs --background recordings)")
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=16, help="training epochs (16)")
     p.add_argument("--window-s", type=float, default=None, help="model window; 1.5 s, or 2.0 s for phrases")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wakeword", help="synthesis/feature cache")
@@ -48,13 +50,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--tune-blocks", type=int, default=2, choices=(0, 1, 2, 3),
                    help="train the last N convolution blocks of the speech-embedding model with the head; "
                         "0 keeps it frozen (2)")
-    p.add_argument("--mel-augment", type=float, default=0.0, metavar="P",
+    p.add_argument("--mel-augment", type=float, default=0.5, metavar="P",
                    help="share of training clips whose log-mel input is warped (vocal tract length) and, "
-                        "independently, band-masked (0: off)")
-    p.add_argument("--ema-decay", type=float, default=0.0, metavar="D",
-                   help="keep and export an exponential moving average of the weights, e.g. 0.999 (0: off)")
-    p.add_argument("--mixup", type=float, default=0.0, metavar="A",
-                   help="train on Beta(A, A) mixes of two clips and of their labels, e.g. 0.2 (0: off)")
+                        "independently, band-masked (0.5; 0: off)")
+    p.add_argument("--ema-decay", type=float, default=0.999, metavar="D",
+                   help="keep and export an exponential moving average of the weights (0.999; 0: off)")
+    p.add_argument("--mixup", type=float, default=0.2, metavar="A",
+                   help="train on Beta(A, A) mixes of two clips and of their labels (0.2; 0: off)")
     p.add_argument("--no-real-speech", action="store_true",
                    help="train without the real-speech set (data/real-speech; fetched from Debian packages): no "
                         "real talkers before the words, no real negatives or keyword cuts, no threshold choice")

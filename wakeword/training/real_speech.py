@@ -149,8 +149,9 @@ def fetch(cache: Path, packages: Iterable[str] | None = None) -> Path:
                              text=True)
         deb = next(iter(sorted(debs.glob(f"{package}_*.deb"))), None)
         if deb is None:
-            raise RealSpeechError(f"apt-get download {package}={version} failed: "
-                                  f"{(res.stderr.strip().splitlines() or ['no output'])[-1]}")
+            raise RealSpeechError(f"apt-get download {package}={version} failed "
+                                  f"({(res.stderr.strip().splitlines() or ['no output'])[-1]}); run apt-get update, "
+                                  f"or train with --no-real-speech")
         target = root / package
         if target.exists():
             shutil.rmtree(target)

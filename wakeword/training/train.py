@@ -350,7 +350,7 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
     ``mixup`` > 0 trains on convex mixes of two clips, weighted by Beta(mixup, mixup), against the same mix
     of their targets."""
     torch = _torch()
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+    from torch.optim.swa_utils import AveragedModel
     torch.set_num_threads(threads)
     opt = torch.optim.AdamW(groups)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
@@ -361,7 +361,7 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
     yt = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
     mix_rng = np.random.default_rng([seed, 11])
-    averaged = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=True)
+    averaged = (AveragedModel(model, avg_fn=functools.partial(ema_step, decay=ema_decay), use_buffers=True)
                 if ema_decay else None)
     kept = averaged.module if averaged is not None else model
     best, best_state = -1.0, None
@@ -394,6 +394,17 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
     model.load_state_dict(best_state)
     model.eval()
     return best
+
+
+def ema_decay_at(decay: float, n_averaged: int) -> float:
+    """The moving average's decay after ``n_averaged`` steps: ``decay``, warmed up as (1 + n) / (10 + n) so a
+    short run (a custom phrase has a few hundred steps) is not an average of its random initial weights."""
+    return min(decay, (1 + n_averaged) / (10 + n_averaged))
+
+
+def ema_step(averaged, current, num_averaged, decay: float):
+    d = ema_decay_at(decay, int(num_averaged))
+    return averaged * d + current * (1 - d)
 
 
 def predict(model, x: np.ndarray) -> np.ndarray:
