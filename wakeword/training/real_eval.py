@@ -63,8 +63,13 @@ def summarise_accuracy(results: Sequence[CutResult]) -> dict:
         return {"clips": 0}
     correct = [r for r in results if r.predicted == r.cut.word]
     confusions = Counter(f"{r.cut.word}->{r.predicted}" for r in results if r.predicted != r.cut.word)
+    by_word: dict[str, list[int]] = {}
+    for r in results:
+        by_word.setdefault(r.cut.word, [0, 0])
+        by_word[r.cut.word][0] += r.predicted == r.cut.word
+        by_word[r.cut.word][1] += 1
     return {"clips": len(results), "correct": len(correct), "accuracy": len(correct) / len(results),
-            "words": len({r.cut.word for r in results}),
+            "words": len(by_word), "by_word": by_word,
             "top_confusions": confusions.most_common(8)}
 
 
