@@ -4,6 +4,7 @@ threshold rule of ``wakeword train``."""
 from __future__ import annotations
 
 import collections
+import re
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_keyword_cuts_point_at_known_files_with_sane_spans(files):
         assert 0 <= c.start_s < c.end_s <= f.duration_s + 0.05
         assert c.kind in ("isolated", "phrase")
         if f.transcript is not None:  # a package transcript, when there is one, says the word
-            assert c.word in f.transcript.lower().replace("-", " ").split() or c.word.isalpha()
+            assert c.word in re.findall(r"[a-z]+", f.transcript.lower())
 
 
 def test_calibration_speakers_are_train_speakers_not_trained_on(files):
