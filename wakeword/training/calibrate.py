@@ -71,34 +71,45 @@ def choose(fa: dict[float, float], recall: dict[float, float], target: float,
     return best, True
 
 
-def calibrate(model_dir: Path, keyword: str, positives: Sequence[np.ndarray], real_cache: Path,
-              target_fa_per_hour: float, seed: int = 0) -> Calibration:
-    """Run the model in ``model_dir`` over the calibration speech and choose ``keyword``'s threshold."""
+def score_trace(clf, audio: np.ndarray, keyword: str):
+    """Per-hop scores of ``keyword`` over ``audio`` through the engine (replayable at any threshold), and the
+    engine (its counters)."""
     from ..audio import ArraySource
     from ..detector import DetectorConfig
     from ..engine import EngineConfig
-    from ..metrics import replay
     from ..probes import record_trace
+
+    config = EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
+    trace, _, engine = record_trace(clf, ArraySource(audio, block_size=16000), config, (keyword,))
+    return trace, engine
+
+
+def fired(trace, keyword: str, threshold: float) -> list[int]:
+    """Detection samples of ``keyword`` at ``threshold`` (the engine's detector replayed over ``trace``)."""
+    from ..detector import DetectorConfig
+    from ..metrics import replay
+
+    return [s for _, s in replay(trace, DetectorConfig(keywords=(keyword,), threshold=threshold))]
+
+
+def calibrate(model_dir: Path, keyword: str, positives: Sequence[np.ndarray], real_cache: Path,
+              target_fa_per_hour: float, seed: int = 0) -> Calibration:
+    """Run the model in ``model_dir`` over the calibration speech and choose ``keyword``'s threshold."""
     from ..speech_embedding import SpeechEmbeddingClassifier
     from .real_speech import insert_clips
 
     rng = np.random.default_rng([seed, 23])
     talk = calibration_speech(real_cache, rng)
     clf = SpeechEmbeddingClassifier(model_dir)
-    config = EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
-
-    def trace_of(audio: np.ndarray):
-        return record_trace(clf, ArraySource(audio, block_size=16000), config, (keyword,))[0]
-
     # one pass: the clips inserted into the talkers; a detection outside every clip is a false accept
     mixed, spans = insert_clips(talk, list(positives), rng)
-    trace = trace_of(mixed)
+    trace, _ = score_trace(clf, mixed, keyword)
     hours = (len(mixed) - sum(b - a for a, b, _ in spans)) / SAMPLE_RATE / 3600
     fa, recall = {}, {}
     for t in GRID:
-        fired = [s for _, s in replay(trace, DetectorConfig(keywords=(keyword,), threshold=t))]
-        inside = [any(a <= f <= b + SAMPLE_RATE for a, b, _ in spans) for f in fired]
-        fa[t] = (len(fired) - sum(inside)) / hours
-        recall[t] = sum(any(a <= f <= b + SAMPLE_RATE for f in fired) for a, b, _ in spans) / max(1, len(spans))
+        hits = fired(trace, keyword, t)
+        inside = [any(a <= f <= b + SAMPLE_RATE for a, b, _ in spans) for f in hits]
+        fa[t] = (len(hits) - sum(inside)) / hours
+        recall[t] = sum(any(a <= f <= b + SAMPLE_RATE for f in hits) for a, b, _ in spans) / max(1, len(spans))
     threshold, met = choose(fa, recall, target_fa_per_hour)
     return Calibration(keyword, threshold, hours, fa, recall, len(spans), met)

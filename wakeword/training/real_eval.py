@@ -18,10 +18,10 @@ from typing import Sequence
 
 import numpy as np
 
+from .calibrate import GRID, fired, score_trace
 from .real_speech import EVAL, KeywordCut, RealSpeech, insert_clips, speech_stream
 
 SAMPLE_RATE = 16_000
-GRID = tuple(round(0.2 + 0.025 * i, 3) for i in range(31))
 
 
 @dataclass(frozen=True)
@@ -77,24 +77,6 @@ def eval_cuts(rs: RealSpeech, cuts: Sequence[KeywordCut], kind: str) -> list[Key
     return [c for c in cuts if c.kind == kind and c.file_id in rs.by_id and rs.by_id[c.file_id].split == EVAL]
 
 
-def _trace(clf, audio: np.ndarray, keyword: str):
-    from ..audio import ArraySource
-    from ..detector import DetectorConfig
-    from ..engine import EngineConfig
-    from ..probes import record_trace
-
-    config = EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
-    trace, _, engine = record_trace(clf, ArraySource(audio, block_size=16000), config, (keyword,))
-    return trace, engine
-
-
-def _fired(trace, keyword: str, threshold: float) -> list[int]:
-    from ..detector import DetectorConfig
-    from ..metrics import replay
-
-    return [s for _, s in replay(trace, DetectorConfig(keywords=(keyword,), threshold=threshold))]
-
-
 def wake_word_stream(clf, keyword: str, clips: Sequence[np.ndarray], rs: RealSpeech, seed: int = 0,
                      snr_db: tuple[float, float] = (0.0, 20.0)) -> dict:
     """Recall of ``keyword`` (per threshold) for ``clips`` mixed into the eval talkers' running speech."""
@@ -104,13 +86,13 @@ def wake_word_stream(clf, keyword: str, clips: Sequence[np.ndarray], rs: RealSpe
     talk, _ = speech_stream(rs, [files[i] for i in order], rng, gap_s=(0.05, 0.4))
     mixed, spans = insert_clips(talk, list(clips), rng, snr_db)
     mixed = mixed[: spans[-1][1] + 3 * SAMPLE_RATE] if spans else mixed[:0]
-    trace, _ = _trace(clf, mixed, keyword)
+    trace, _ = score_trace(clf, mixed, keyword)
     recall, outside = {}, {}
     for t in GRID:
-        fired = _fired(trace, keyword, t)
-        hit = [any(a <= f <= b + SAMPLE_RATE for f in fired) for a, b, _ in spans]
+        hits = fired(trace, keyword, t)
+        hit = [any(a <= f <= b + SAMPLE_RATE for f in hits) for a, b, _ in spans]
         recall[t] = sum(hit) / max(1, len(spans))
-        outside[t] = sum(not any(a <= f <= b + SAMPLE_RATE for a, b, _ in spans) for f in fired)
+        outside[t] = sum(not any(a <= f <= b + SAMPLE_RATE for a, b, _ in spans) for f in hits)
     return {"positives": len(spans), "minutes": len(mixed) / SAMPLE_RATE / 60, "recall": recall,
             "detections_outside": outside, "snr_db": list(snr_db)}
 
@@ -121,17 +103,17 @@ def false_accepts(clf, keyword: str, rs: RealSpeech, seed: int = 0) -> dict:
     files = [f for f in rs.files if f.split == EVAL]
     audio, starts = speech_stream(rs, files, rng)
     hours = len(audio) / SAMPLE_RATE / 3600
-    trace, engine = _trace(clf, audio, keyword)
+    trace, engine = score_trace(clf, audio, keyword)
     begins = np.array([s for s, _ in starts])
     langs = Counter(f.language for f in files)
     out = {"hours": hours, "files": len(files), "speakers": len({f.speaker_group for f in files}),
            "languages": len(langs), "gate_open_share": engine.stats.classified_hops / max(1, engine.stats.hops),
            "per_hour": {}, "by_language": {}}
     for t in GRID:
-        fired = _fired(trace, keyword, t)
-        out["per_hour"][t] = len(fired) / hours
+        hits = fired(trace, keyword, t)
+        out["per_hour"][t] = len(hits) / hours
         where = Counter(rs.by_id[starts[max(0, int(np.searchsorted(begins, f, "right")) - 1)][1]].language
-                        for f in fired)
+                        for f in hits)
         out["by_language"][t] = dict(where)
     return out
 
