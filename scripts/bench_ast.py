@@ -7,7 +7,7 @@ The hub is unreachable on the machines this runs on, so the model is
 MIT/ast-finetuned-speech-commands-v2's exact geometry (768 hidden, 12 layers,
 12 heads, 128 mel bins x 128 frames, 35 labels: 85.4M parameters) with
 random weights; latency does not depend on the weights' values. It is built
-from its config, exported with ``wakeword.export`` (fp32 + dynamic int8), and
+from its config, exported with ``wakeword.export.classifier`` (fp32 + dynamic int8), and
 each (backend, threads) pair runs in its own process, one after the other, so
 torch's and ONNX Runtime's thread pools never compete and the ORT processes
 never import torch.
@@ -16,7 +16,7 @@ Every timing is one 1 s clip end to end, as a user would call it:
 - ``pipeline``: ``transformers.pipeline("audio-classification")(clip, top_k=5)``
   (ASTFeatureExtractor + torch fp32 forward + softmax/top-k), with
   ``torch.set_num_threads(N)``;
-- ``ort-fp32`` / ``ort-int8``: ``wakeword.onnx_classifier.classify(clip, 16000,
+- ``ort-fp32`` / ``ort-int8``: ``wakeword.classifiers.onnx.classify(clip, 16000,
   classifier, top_k=5)`` (numpy Kaldi fbank + ONNX Runtime with N intra-op
   threads + softmax/top-k).
 The clip is LibriVox speech from pocketsphinx-testdata when installed, else noise.
@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeword.bench import machine_info
-from wakeword.metrics import percentiles
+from wakeword.tools.bench import machine_info
+from wakeword.tools.metrics import percentiles
 
 BACKENDS = ("pipeline", "ort-fp32", "ort-int8")
 LIBRIVOX = "/usr/share/pocketsphinx/test/data/librivox/sense_and_sensibility_01_austen_64kb-0880.wav"
@@ -78,7 +78,7 @@ def _prepare(workdir: Path) -> tuple[Path, Path]:
             num_mel_bins=128, max_length=128, mean=-6.845978, std=5.5654526
         ).save_pretrained(checkpoint)
     if not (onnx_dir / "manifest.json").exists():
-        from wakeword.export import export
+        from wakeword.export.classifier import export
 
         export(
             str(checkpoint),
@@ -101,7 +101,7 @@ def _worker(backend: str, threads: int, workdir: Path, runs: int, warmup: int) -
         def once() -> None:
             pipe(clip.copy(), top_k=5)
     else:
-        from wakeword.onnx_classifier import OnnxClassifier, classify
+        from wakeword.classifiers.onnx import OnnxClassifier, classify
 
         classifier = OnnxClassifier(workdir / "onnx", precision=backend.split("-")[1], threads=threads)
 

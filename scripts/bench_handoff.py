@@ -2,8 +2,8 @@
 """End of speech → transcript latency of the Whisper hand-off, per backend, side by side, on a ~3 s command.
 
 The command (piper "joe", or espeak-ng) is fed hop by hop through the VAD and
-:class:`~wakeword.handoff.CommandCapture`; the captured span goes to a
-:class:`~wakeword.handoff.TranscriptWorker`. Two latencies per run:
+:class:`~wakeword.asr.faster_whisper.CommandCapture`; the captured span goes to a
+:class:`~wakeword.asr.faster_whisper.TranscriptWorker`. Two latencies per run:
 ``worker`` (submit → transcript event: what the Whisper stage costs) and
 ``end of speech`` (the capture's ``silence_s`` wait, in stream time, plus
 ``worker``). p50/p95/max over ``--runs`` runs after one warm-up, for each
@@ -37,10 +37,13 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from wakeword.asr.base import TranscriptResult
+from wakeword.asr.worker import TranscriptWorker
 from wakeword.errors import DependencyError, WakewordError
-from wakeword.handoff import CaptureConfig, CommandCapture, Transcript, TranscriptResult, TranscriptWorker
+from wakeword.events import Transcript
+from wakeword.stream.capture import CaptureConfig, CommandCapture
+from wakeword.stream.vad import VadConfig, VadGate
 from wakeword.training.voices import Voice, synthesise
-from wakeword.vad import VadConfig, VadGate
 
 SR = 16_000
 HOP = 1600
@@ -117,11 +120,11 @@ def make_backend(spec: str, args: argparse.Namespace):
     name, _, threads_text = spec.partition("@")
     threads = int(threads_text) if threads_text else args.threads
     if name == "faster-whisper":
-        from wakeword.handoff import FasterWhisperTranscriber
+        from wakeword.asr.faster_whisper import FasterWhisperTranscriber
 
         return FasterWhisperTranscriber(args.model, compute_type=args.compute_type, threads=threads)
     if name in ("onnx", "onnx-fp32"):
-        from wakeword.onnx_whisper import OnnxWhisperTranscriber
+        from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
         return OnnxWhisperTranscriber(args.onnx_model, compute_type="float32" if name == "onnx-fp32" else "int8",
                                       threads=threads)

@@ -35,13 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeword.audio import SAMPLE_RATE, ArraySource, FileSource
-from wakeword.bench import machine_info
-from wakeword.classifier import Classifier, ToneClassifier, load_classifier
+from wakeword.audio.sources import SAMPLE_RATE, ArraySource, FileSource
+from wakeword.classifiers import load_classifier
+from wakeword.classifiers.base import Classifier
+from wakeword.classifiers.tone import ToneClassifier
 from wakeword.engine import Engine, EngineConfig
 from wakeword.errors import WakewordError
-from wakeword.metrics import percentiles
-from wakeword.vad import VadConfig
+from wakeword.stream.vad import VadConfig
+from wakeword.tools.bench import machine_info
+from wakeword.tools.metrics import percentiles
 
 SPEECH_DIR = Path("/usr/share/pocketsphinx/test/data/librivox")
 NOISE_RMS = 0.001  # -60 dBFS white noise: a quiet room
@@ -52,23 +54,10 @@ class ConstantClassifier:
     """Scores "silence" without looking at the audio: what the engine costs around a classifier."""
 
     def __init__(self, like: Classifier) -> None:
-        self._labels = tuple(like.labels)
-        self._window_samples = int(like.window_samples)
-        self._scores = np.zeros(len(self._labels), dtype=np.float32)
-        if self._labels[-1].startswith("_"):
+        self.info = like.info
+        self._scores = np.zeros(len(self.info.labels), dtype=np.float32)
+        if self.info.labels[-1].startswith("_"):
             self._scores[-1] = 1.0
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    @property
-    def window_samples(self) -> int:
-        return self._window_samples
-
-    @property
-    def sample_rate(self) -> int:
-        return SAMPLE_RATE
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         return self._scores

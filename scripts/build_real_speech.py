@@ -23,8 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-
-from wakeword.speech_embedding import sha256_file
+from wakeword.manifest import sha256_file
 from wakeword.training.dataset import SPEECH_COMMANDS
 from wakeword.training.real_speech import (
     EVAL,
@@ -89,7 +88,7 @@ def align(cache: Path, threads: int) -> None:
     ``keywords.partial.csv`` in the cache until all are done."""
     from faster_whisper import WhisperModel
 
-    from wakeword.handoff import ensure_base_model
+    from wakeword.asr.faster_whisper import ensure_base_model
 
     model = WhisperModel(str(ensure_base_model()), device="cpu", compute_type="int8", cpu_threads=threads)
     files = sorted((f for f in load_files() if f.language == "en"), key=lambda f: (f.split != TRAIN, f.id))

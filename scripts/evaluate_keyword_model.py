@@ -29,17 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeword.audio import ArraySource, read_file
-from wakeword.errors import AudioFileError
-from wakeword.detector import DetectorConfig
+from wakeword.audio.sources import ArraySource, read_file
+from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
 from wakeword.engine import Engine, EngineConfig
-from wakeword.metrics import ScoreTrace, percentiles
-from wakeword.metrics import replay as replay_trace
-from wakeword.probes import record_trace
-from wakeword.speech_embedding import SpeechEmbeddingClassifier
+from wakeword.errors import AudioFileError
+from wakeword.stream.detector import DetectorConfig
+from wakeword.tools.metrics import ScoreTrace, percentiles
+from wakeword.tools.metrics import replay as replay_trace
+from wakeword.tools.probes import record_trace
 from wakeword.training.augment import add_noise, place
-from wakeword.training.dataset import SILENCE, UNKNOWN, plan, synthesise_all, synthesise_item
-from wakeword.vad import VadConfig
+from wakeword.training.dataset import UNKNOWN, plan, synthesise_all, synthesise_item
 
 SR = 16_000
 ASTERISK = Path("/usr/share/asterisk/sounds")
@@ -68,11 +67,11 @@ def read(path: Path) -> np.ndarray:
 
 
 def heldout_accuracy(model: SpeechEmbeddingClassifier, training: dict, cache: Path) -> dict:
-    keywords = [l for l in model.labels if not l.startswith("_")]
+    keywords = [l for l in model.info.labels if not l.startswith("_")]
     items = plan(keywords, training["seed"], training["per_keyword"], training["per_unknown_word"],
                  training["test_per_keyword"], training["unknown_words"], with_festival=training["festival"])
     items = synthesise_all([i for i in items if i.split == "test"], cache)
-    index = {l: i for i, l in enumerate(model.labels)}
+    index = {l: i for i, l in enumerate(model.info.labels)}
     out = {}
     for name, snr in (("clean", None), ("snr10", 10.0), ("snr0", 0.0)):
         rng = np.random.default_rng([training["seed"], 7])
@@ -80,7 +79,7 @@ def heldout_accuracy(model: SpeechEmbeddingClassifier, training: dict, cache: Pa
         per_engine: dict[str, list[int]] = {}
         confusions: dict[str, int] = {}
         for item in items:
-            clip = place(rng, synthesise_item(cache, item), model.window_samples)
+            clip = place(rng, synthesise_item(cache, item), model.info.window_samples)
             if snr is not None:
                 clip = np.clip(add_noise(rng, clip, snr, None, "pink"), -1, 1).astype(np.float32)
             pred = int(np.argmax(model.scores(clip)))
@@ -94,7 +93,7 @@ def heldout_accuracy(model: SpeechEmbeddingClassifier, training: dict, cache: Pa
                 per_engine[item.voice.engine][0] += ok
                 per_engine[item.voice.engine][1] += 1
                 if not ok:
-                    k = f"{item.label}->{model.labels[pred]}"
+                    k = f"{item.label}->{model.info.labels[pred]}"
                     confusions[k] = confusions.get(k, 0) + 1
         out[name] = {
             "keyword_accuracy": kw_correct / kw_total, "keyword_clips": kw_total,
@@ -113,12 +112,12 @@ def real_digits(model: SpeechEmbeddingClassifier) -> dict:
         if not path.exists():
             return {"skipped": "asterisk-core-sounds-en-wav is not installed"}
         audio = read(path)
-        clip = np.zeros(model.window_samples, np.float32)
-        start = max(0, (model.window_samples - len(audio)) // 2)
-        seg = audio[: model.window_samples - start]
+        clip = np.zeros(model.info.window_samples, np.float32)
+        start = max(0, (model.info.window_samples - len(audio)) // 2)
+        seg = audio[: model.info.window_samples - start]
         clip[start : start + len(seg)] = seg
         scores = model.scores(clip)
-        results[word] = model.labels[int(np.argmax(scores))]
+        results[word] = model.info.labels[int(np.argmax(scores))]
     acc = sum(results[w] == w for w in DIGITS) / len(DIGITS)
     log(f"real digits (Allison): {acc:.2f} {results}")
     return {"accuracy": acc, "predictions": results}
@@ -133,7 +132,7 @@ def continuous(model_dir: Path) -> dict:
             return {"skipped": "pocketsphinx-testdata is not installed"}
         audio = np.concatenate([np.zeros(SR, np.float32), read(path), np.zeros(SR, np.float32)])
         clf = SpeechEmbeddingClassifier(model_dir)
-        keywords = tuple(l for l in clf.labels if not l.startswith("_"))
+        keywords = tuple(l for l in clf.info.labels if not l.startswith("_"))
         engine = Engine(clf, EngineConfig(detector=DetectorConfig(keywords=keywords, threshold=0.5)))
         found = [e.keyword for e in engine.run(ArraySource(audio))]
         required = [w for w in expected if not w.endswith("?")]
@@ -174,7 +173,7 @@ def real_speech_stream(rng: np.random.Generator, insert: list[np.ndarray] | None
 
 
 def score_trace(model_dir, audio: np.ndarray, keyword: str) -> tuple[ScoreTrace, Engine]:
-    """Per-hop scores of ``keyword`` through the real engine (``wakeword.probes``), replayable at any threshold.
+    """Per-hop scores of ``keyword`` through the real engine (``wakeword.tools.probes``), replayable at any threshold.
 
     ``model_dir`` is a model directory or a ready classifier."""
     clf = SpeechEmbeddingClassifier(model_dir) if isinstance(model_dir, (str, Path)) else model_dir
@@ -223,7 +222,7 @@ def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path, fa
     thresholds = [0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99]
     fa = {t: len(replay(trace, keyword, t)) / hours for t in thresholds}
     # positives: held-out voices saying the keyword, between the same kind of real prompts
-    labels = engine.classifier.labels
+    labels = engine.classifier.info.labels
     clips = heldout_clips([l for l in labels if not l.startswith("_")], keyword, training, cache)
     pos_audio, spans = real_speech_stream(np.random.default_rng(12), clips, fa_sets)
     pos_trace, _ = score_trace(model_dir, pos_audio, keyword)
@@ -252,8 +251,8 @@ def latency(model_dir: Path) -> dict:
     audio = (0.1 * rng.standard_normal(SR * 60)).astype(np.float32)
     for precision in ("int8", "fp32"):
         clf = SpeechEmbeddingClassifier(model_dir, precision=precision, threads=1)
-        w = clf.window_samples
-        hop = SR * clf.preferred_hop_ms // 1000
+        w = clf.info.window_samples
+        hop = SR * clf.info.hop_ms // 1000
         cold, warm = [], []
         for k in range(60):
             window = audio[k * 7919 : k * 7919 + w]
@@ -288,9 +287,9 @@ def main() -> int:
     model = SpeechEmbeddingClassifier(args.model)
     training = model.manifest["training"]
     skip = set(args.skip.split(","))
-    keyword = model.keywords[0] if model.keywords else [l for l in model.labels if not l.startswith("_")][0]
+    keyword = model.info.keywords[0] if model.info.keywords else [l for l in model.info.labels if not l.startswith("_")][0]
     if args.write_manifest:
-        write_eval_data(args.write_manifest, model.labels, keyword, training, args.cache, tuple(args.fa_sets.split(",")))
+        write_eval_data(args.write_manifest, model.info.labels, keyword, training, args.cache, tuple(args.fa_sets.split(",")))
         return 0
     result: dict = {"model": str(args.model), "size_bytes": sum(p.stat().st_size for p in args.model.glob("*.onnx")
                                                                if "int8" in p.name or p.name != "head.onnx")}

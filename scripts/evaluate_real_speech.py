@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wakeword.speech_embedding import SpeechEmbeddingClassifier
+from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
 from wakeword.training.dataset import plan, synthesise_all, synthesise_item
 from wakeword.training.real_eval import (
     det,
@@ -45,7 +45,7 @@ def log(msg: str) -> None:
 def heldout_clips(model: SpeechEmbeddingClassifier, phrase: str, cache: Path) -> list[np.ndarray]:
     """The model's test-split utterances of ``phrase``: voices held out from its training."""
     t = model.manifest["training"]
-    keywords = [label for label in model.labels if not label.startswith("_")]
+    keywords = [label for label in model.info.labels if not label.startswith("_")]
     items = [i for i in plan(keywords, t["seed"], t["per_keyword"], t["per_unknown_word"], t["test_per_keyword"],
                              t["unknown_words"], with_festival=t["festival"])
              if i.split == "test" and i.label == phrase]
@@ -62,17 +62,17 @@ def main() -> int:
     p.add_argument("--skip", default="", help="comma-separated sections to skip: keywords,recall,fa")
     args = p.parse_args()
     model = SpeechEmbeddingClassifier(args.model)
-    word = args.wake_word or (model.keywords[0] if model.keywords else model.labels[0])
-    if word not in model.labels:
+    word = args.wake_word or (model.info.keywords[0] if model.info.keywords else model.info.labels[0])
+    if word not in model.info.labels:
         sys.exit(f"evaluate_real_speech.py: {word!r} is not a label of {args.model}")
     skip = set(args.skip.split(","))
     rs = RealSpeech(args.real_cache)
-    threshold = model.thresholds.get(word, 0.5)
+    threshold = model.info.thresholds.get(word, 0.5)
     result: dict = {"model": str(args.model), "wake_word": word, "stored_threshold": threshold}
     if "keywords" not in skip:
         cuts = load_keywords()
         for kind in ("isolated", "phrase"):
-            chosen = [c for c in eval_cuts(rs, cuts, kind) if c.word in model.labels]
+            chosen = [c for c in eval_cuts(rs, cuts, kind) if c.word in model.info.labels]
             summary = summarise_accuracy(keyword_accuracy(model, rs, chosen))
             summary["speakers"] = len({rs.by_id[c.file_id].speaker_group for c in chosen})
             result[f"keywords_{kind}"] = summary

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from wakeword.bench import BENCH_SCHEMA, STAGES, plan_backends
-from wakeword.schema import schema_errors
+from wakeword.tools.bench import BENCH_SCHEMA, STAGES, plan_backends
+from wakeword.tools.schema import schema_errors
 
 SR = 16_000
 
@@ -19,7 +19,7 @@ SR = 16_000
 @pytest.fixture(scope="module")
 def short_input(tmp_path_factory):
     """4 s of the bundled example around its second "marvin" (12.946-13.496 s), with its labels."""
-    from wakeword.models import models_dir
+    from wakeword.classifiers.shipped import models_dir
 
     audio, rate = sf.read(models_dir() / "examples" / "marvin-stream.wav", dtype="float32")
     root = tmp_path_factory.mktemp("bench")
@@ -140,7 +140,7 @@ def _tiny_graph(path):
 
 
 def test_count_macs_on_a_hand_built_graph(tmp_path):
-    from wakeword.opcount import MacCount, count_macs, pi_estimate
+    from wakeword.tools.opcount import MacCount, count_macs, pi_estimate
 
     _tiny_graph(tmp_path / "tiny.onnx")
     macs = count_macs(tmp_path / "tiny.onnx", {"x": [1, 4, 8], "s": [1, 1, 10]})
@@ -153,7 +153,7 @@ def test_count_macs_on_a_hand_built_graph(tmp_path):
     with pytest.raises(ModelError, match="no fixed size"):
         count_macs(tmp_path / "tiny.onnx", {"x": [1, -1, 8], "s": [1, 1, 10]})
     est = pi_estimate(MacCount(3_000_000_000, 0), hop_ms=100)
-    from wakeword.opcount import PI_GMACS
+    from wakeword.tools.opcount import PI_GMACS
 
     assert est["pi4"]["ms_per_hop"] == pytest.approx(3000 / PI_GMACS["pi4"][0])
     assert est["pi4"]["core_share_gate_open"] == pytest.approx(est["pi4"]["ms_per_hop"] / 100)

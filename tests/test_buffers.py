@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wakeword.audio import Reframer
-from wakeword.buffer import RingBuffer
+from wakeword.audio.sources import Reframer
+from wakeword.stream.buffer import RingBuffer
 
 
 @given(

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from conftest_export import exported, session_root
 
-from wakeword.cli import main
-from wakeword.onnx_classifier import OnnxClassifier
+from wakeword.classifiers.onnx import OnnxClassifier
+from wakeword.cli.app import main
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -59,7 +59,7 @@ def test_one_file_prints_the_pipeline_shape(model_dir, clips, capsys):
     predictions = json.loads(out)
     assert [set(p) for p in predictions] == [{"score", "label"}] * 3
     assert predictions == sorted(predictions, key=lambda p: -p["score"])
-    labels = OnnxClassifier(model_dir).labels
+    labels = OnnxClassifier(model_dir).info.labels
     assert all(p["label"] in labels for p in predictions)
 
 
@@ -146,7 +146,7 @@ def test_truncated_wav(model_dir, clips, tmp_path, capsys):
 def test_python_dash_m_in_a_fresh_process_without_torch(model_dir, clips):
     code = (
         "import sys\n"
-        "from wakeword.cli import main\n"
+        "from wakeword.cli.app import main\n"
         f"argv = ['classify', {str(clips / 'b_stereo44k.wav')!r}, '--model', {str(model_dir)!r}]\n"
         "rc = main([*argv, '--top-k', '1'])\n"
         "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from conftest import BURSTS, SR, run_cli_torch_free
 
 

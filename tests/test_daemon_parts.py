@@ -10,11 +10,11 @@ import time
 
 import numpy as np
 import pytest
-
 from conftest import SR, tone_stream
 from test_microphone import FakeDevice
-from wakeword.audio import ArraySource, MicrophoneSource
-from wakeword.classifier import ToneClassifier
+
+from wakeword.audio.sources import ArraySource, MicrophoneSource
+from wakeword.classifiers.tone import ToneClassifier
 from wakeword.config import Settings
 from wakeword.daemon.address import parse_address, prepare_unix_path
 from wakeword.daemon.events_socket import EventSocketServer
@@ -284,8 +284,8 @@ def test_a_device_chosen_by_name_is_found_again_after_renumbering(monkeypatch):
     """The USB microphone comes back from a replug with another PortAudio index."""
     import types
 
-    import wakeword.audio as audio_module
-    from wakeword.audio import InputDevice
+    import wakeword.audio.sources as audio_module
+    from wakeword.audio.sources import InputDevice
 
     audio = tone_stream(bursts=[(440.0, 0.3, 0.5)], duration_s=1.0)
     layouts = [[InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(3, "USB Mic", 1, 16000.0, False)],

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import run_cli_torch_free
 from test_cli import assert_one_line_error
 

@@ -14,12 +14,11 @@ import pytest
 import soundfile as sf
 
 pytest.importorskip("wyoming")
+from test_cli import assert_one_line_error  # noqa: E402
 from wyoming.audio import AudioChunk, AudioStart, AudioStop  # noqa: E402
 from wyoming.client import AsyncTcpClient  # noqa: E402
 from wyoming.info import Describe, Info  # noqa: E402
 from wyoming.wake import Detect, Detection, NotDetected  # noqa: E402
-
-from test_cli import assert_one_line_error  # noqa: E402
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "models" / "examples" / "marvin-stream.wav"
 MARVIN_S = 4.96  # where `wakeword run` first detects it (models/examples/marvin-stream.json)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-
 from conftest import BURSTS, SR, tone_stream
+
 from wakeword import (
     ArraySource,
     ConfigError,
@@ -88,7 +89,7 @@ def test_two_utterances_closer_than_refractory_fire_once():
 
 def test_a_pause_does_not_let_the_same_utterance_fire_again_while_it_is_in_the_window():
     """The gate closing re-arms a keyword, but the audio that fired it is still in the window."""
-    from wakeword.detector import Detector
+    from wakeword.stream.detector import Detector
 
     hop, window = 1280, 24_000
     config = DetectorConfig(smoothing_hops=1, refractory_s=0.2)
@@ -209,13 +210,10 @@ def test_unknown_keyword_in_config_lists_the_models_labels():
 
 
 def test_model_with_another_sample_rate_is_refused():
-    class Telephone(ToneClassifier):
-        @property
-        def sample_rate(self):
-            return 8000
-
+    telephone = ToneClassifier()
+    telephone.info = dataclasses.replace(telephone.info, sample_rate=8000)
     with pytest.raises(ModelError, match="8000 Hz"):
-        Engine(Telephone())
+        Engine(telephone)
 
 
 def test_reset_starts_a_new_stream(stream):

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import BURSTS, SR, tone_stream
-from wakeword.cli import main
-from wakeword.detector import DetectorConfig
-from wakeword.metrics import (
+
+from wakeword.cli.app import main
+from wakeword.stream.detector import DetectorConfig
+from wakeword.tools.metrics import (
     KeywordSpan,
     ScoreTrace,
     det_points,
@@ -24,7 +24,7 @@ from wakeword.metrics import (
     replay,
     sweep,
 )
-from wakeword.schema import schema_errors
+from wakeword.tools.schema import schema_errors
 
 HOP = 1600
 TONE_NAMES = {440.0: "marvin", 660.0: "sheila", 880.0: "go"}
@@ -98,11 +98,11 @@ def test_det_points_budgets_and_recommended_threshold():
 
 
 def test_replay_reproduces_the_engines_detections():
-    from wakeword.audio import ArraySource
-    from wakeword.classifier import ToneClassifier
+    from wakeword.audio.sources import ArraySource
+    from wakeword.classifiers.tone import ToneClassifier
     from wakeword.engine import EngineConfig
-    from wakeword.probes import record_trace
-    from wakeword.vad import VadConfig
+    from wakeword.stream.vad import VadConfig
+    from wakeword.tools.probes import record_trace
 
     config = EngineConfig(vad=VadConfig(enabled=False), detector=DetectorConfig(threshold=0.6))
     keywords = ("marvin", "sheila", "go")
@@ -135,7 +135,7 @@ def run_eval(capsys, *args):
 
 
 def test_eval_on_tone_streams_and_clips(tone_data, capsys):
-    from wakeword.evaluate import EVAL_SCHEMA
+    from wakeword.tools.evaluate import EVAL_SCHEMA
 
     plot = tone_data / "det.png"
     code, out, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad",
@@ -204,8 +204,8 @@ def test_json_manifest_errors_name_the_item(tone_data, capsys):
 
 def test_eval_cli_with_the_default_model_and_the_peer(tmp_path):
     """Smoke, as a user runs it: a few seconds of the bundled example, our model and openWakeWord's."""
-    from wakeword.evaluate import EVAL_SCHEMA
-    from wakeword.models import models_dir
+    from wakeword.classifiers.shipped import models_dir
+    from wakeword.tools.evaluate import EVAL_SCHEMA
 
     example = models_dir() / "examples" / "marvin-stream.wav"
     audio, rate = sf.read(example, dtype="float32")
@@ -237,7 +237,7 @@ def test_progress_bar_on_request(tone_data, capsys):
 
 
 def test_det_steps_hold_the_best_miss_rate_at_each_budget():
-    from wakeword.evaluate import det_steps
+    from wakeword.tools.evaluate import det_steps
 
     det = [{"false_accepts_per_hour": fa, "false_reject_rate": frr}
            for fa, frr in [(0.0, 0.06), (1.9, 0.06), (0.0, 1.0), (0.0, 0.5), (17.0, 0.03)]]
@@ -247,8 +247,8 @@ def test_det_steps_hold_the_best_miss_rate_at_each_budget():
 def test_the_vad_hangover_is_an_eval_option_and_a_bad_one_is_one_line(tone_data, capsys):
     import argparse
 
-    from wakeword.evaluate import _engine_config, add_parser
-    from wakeword.vad import VadConfig
+    from wakeword.stream.vad import VadConfig
+    from wakeword.tools.evaluate import _engine_config, add_parser
 
     parser = add_parser(argparse.ArgumentParser().add_subparsers())
     base = ["--data", "x.csv"]

@@ -1,4 +1,4 @@
-"""wakeword.export: tiny random checkpoints of each architecture through optimum to ONNX fp32 + int8.
+"""wakeword.export.classifier: tiny random checkpoints of each architecture through optimum to ONNX fp32 + int8.
 
 Needs the export extra (torch, transformers, optimum); skipped cleanly without it.
 """
@@ -27,8 +27,9 @@ from conftest_export import (
 )
 
 from wakeword.errors import ConfigError, DependencyError, ModelError
-from wakeword.export import ExportOptions, add_parser, export, run, sha256_file
+from wakeword.export.classifier import ExportOptions, add_parser, export, run
 from wakeword.features import build_feature_extractor
+from wakeword.manifest import sha256_file
 
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
@@ -233,7 +234,7 @@ def test_missing_export_extra_is_a_dependency_error(monkeypatch, root, tmp_path)
 
 
 def test_a_failing_quantizer_is_a_one_line_model_error(monkeypatch, root, tmp_path):
-    import wakeword.export as export_module
+    import wakeword.export.classifier as export_module
 
     real = export_module._import_export_stack
 
@@ -257,7 +258,7 @@ def test_a_failing_quantizer_is_a_one_line_model_error(monkeypatch, root, tmp_pa
 
 def test_hub_id_that_cannot_be_fetched_is_one_line(tmp_path):
     code = (
-        "from wakeword.export import export\n"
+        "from wakeword.export.classifier import export\n"
         "from wakeword.errors import ModelError\n"
         "try:\n"
         f"    export('MIT/ast-finetuned-speech-commands-v2', {str(tmp_path / 'out')!r})\n"
@@ -301,9 +302,9 @@ def test_default_model_is_the_speech_commands_ast():
 def test_command_modules_import_no_torch():
     code = (
         "import sys, argparse\n"
-        "import wakeword.export, wakeword.classify, wakeword.onnx_classifier\n"
+        "import wakeword.export.classifier, wakeword.cli.classify, wakeword.classifiers.onnx\n"
         "p = argparse.ArgumentParser(); s = p.add_subparsers()\n"
-        "wakeword.export.add_parser(s); wakeword.classify.add_parser(s)\n"
+        "wakeword.export.classifier.add_parser(s); wakeword.cli.classify.add_parser(s)\n"
         "bad = [m for m in ('torch', 'transformers', 'optimum', 'onnx') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -13,15 +13,11 @@ import time
 import numpy as np
 import pytest
 
+from wakeword.asr.base import TranscriptResult, make_transcriber
+from wakeword.asr.worker import TranscriptWorker
 from wakeword.errors import ConfigError, DependencyError, ModelError
-from wakeword.handoff import (
-    CaptureConfig,
-    CommandCapture,
-    Transcript,
-    TranscriptResult,
-    TranscriptWorker,
-    make_transcriber,
-)
+from wakeword.events import Transcript
+from wakeword.stream.capture import CaptureConfig, CommandCapture
 
 SR = 16_000
 HOP = 1600  # 100 ms
@@ -143,7 +139,7 @@ def test_bad_backend_options_are_config_errors():
 
 def test_importing_handoff_does_not_import_faster_whisper():
     code = (
-        "import sys, wakeword.handoff\n"
+        "import sys, wakeword.asr.faster_whisper\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('faster_whisper', 'ctranslate2')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -153,7 +149,7 @@ def test_importing_handoff_does_not_import_faster_whisper():
 def test_missing_faster_whisper_is_a_one_line_dependency_error():
     code = (
         "import sys\nsys.modules['faster_whisper'] = None\n"
-        "from wakeword.handoff import FasterWhisperTranscriber\n"
+        "from wakeword.asr.faster_whisper import FasterWhisperTranscriber\n"
         "try:\n    FasterWhisperTranscriber()\nexcept Exception as e:\n    print(type(e).__name__, '|', e)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
@@ -162,7 +158,7 @@ def test_missing_faster_whisper_is_a_one_line_dependency_error():
 
 
 def test_missing_model_wheels_are_a_one_line_dependency_error(monkeypatch, tmp_path):
-    from wakeword import handoff
+    from wakeword.asr import faster_whisper as handoff
 
     monkeypatch.setattr(handoff, "_BASE_PARTS", ("no_such_wheel_part1", "no_such_wheel_part2"))
     with pytest.raises(DependencyError) as info:
@@ -231,7 +227,7 @@ def test_full_queue_drops_and_counts(caplog):
     while worker._queue.qsize() and time.monotonic() < deadline:  # the worker has taken job 1
         time.sleep(0.005)
     assert worker.submit("marvin", 1, 2, np.zeros(2, np.float32))  # waits in the queue
-    with caplog.at_level("WARNING", logger="wakeword.handoff"):
+    with caplog.at_level("WARNING", logger="wakeword.asr.faster_whisper"):
         assert not worker.submit("marvin", 2, 3, np.zeros(3, np.float32))
     assert worker.dropped == 1 and "dropped" in caplog.text
     gate.set()
@@ -290,14 +286,14 @@ def test_word_error_rate():
 def base_dir(tmp_path_factory):
     if not HAS_WHISPER:
         pytest.skip("needs faster-whisper and the Whisper base wheels: pip install 'wakeword[whisper]'")
-    from wakeword.handoff import ensure_base_model
+    from wakeword.asr.faster_whisper import ensure_base_model
 
     return ensure_base_model(tmp_path_factory.mktemp("cache") / "whisper-base")
 
 
 @pytest.fixture(scope="module")
 def transcriber(base_dir):
-    from wakeword.handoff import FasterWhisperTranscriber
+    from wakeword.asr.faster_whisper import FasterWhisperTranscriber
 
     return FasterWhisperTranscriber("base", cache_dir=base_dir, threads=2)
 
@@ -327,7 +323,7 @@ def command_stream():
 @needs_whisper
 def test_base_model_end_to_end_english_command(transcriber, command_stream):
     """Hops → VAD → CommandCapture → span → TranscriptWorker(real Whisper base) → Transcript."""
-    from wakeword.vad import VadConfig, VadGate
+    from wakeword.stream.vad import VadConfig, VadGate
 
     gate = VadGate(VadConfig(hangover_ms=0))
     capture = CommandCapture()
@@ -368,7 +364,7 @@ def test_transcribe_cli_json(monkeypatch, capsys, tmp_path, base_dir, command_st
     import soxr
 
     sf.write(stereo_44k, np.repeat(soxr.resample(command_stream, SR, 44_100)[:, None], 2, axis=1), 44_100)
-    monkeypatch.setitem(cli.EXTERNAL_COMMANDS, "transcribe", ("wakeword.transcribe_cli", "transcribe"))
+    monkeypatch.setitem(cli.EXTERNAL_COMMANDS, "transcribe", ("wakeword.cli.transcribe", "transcribe"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     (tmp_path / "xdg" / "wakeword").mkdir(parents=True)
     (tmp_path / "xdg" / "wakeword" / "whisper-base").symlink_to(base_dir, target_is_directory=True)
@@ -382,7 +378,7 @@ def test_transcribe_cli_json(monkeypatch, capsys, tmp_path, base_dir, command_st
 
 @needs_whisper
 def test_corrupt_model_is_a_one_line_model_error(tmp_path, base_dir):
-    from wakeword.handoff import FasterWhisperTranscriber, ensure_base_model
+    from wakeword.asr.faster_whisper import FasterWhisperTranscriber, ensure_base_model
 
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -400,6 +396,7 @@ def test_corrupt_model_is_a_one_line_model_error(tmp_path, base_dir):
     with open(cache / "model.bin", "r+b") as f:
         f.seek(1_000_000)
         f.write(b"\x00" * 64)
-    from wakeword.handoff import BASE_MODEL_SHA256, _sha256_file
+    from wakeword.asr.faster_whisper import BASE_MODEL_SHA256
+    from wakeword.manifest import sha256_file
 
-    assert ensure_base_model(cache) == cache and _sha256_file(cache / "model.bin") == BASE_MODEL_SHA256
+    assert ensure_base_model(cache) == cache and sha256_file(cache / "model.bin") == BASE_MODEL_SHA256

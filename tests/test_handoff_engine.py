@@ -5,13 +5,13 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
-
 from conftest import SR, tone_stream
+
 from wakeword import ArraySource, Engine, EngineConfig, ToneClassifier
+from wakeword.asr.base import TranscriptResult
 from wakeword.events import Detection, Transcript, event_to_dict
-from wakeword.handoff import CaptureConfig, TranscriptResult
+from wakeword.stream.capture import CaptureConfig
 
 # marvin (440 Hz) then a "command" (1 kHz, no keyword), three times
 WAKE_AND_COMMAND = [(440.0, 1.0, 0.5), (1000.0, 1.9, 1.2), (440.0, 5.5, 0.5), (1000.0, 6.4, 0.8),
@@ -93,7 +93,8 @@ def test_the_real_base_model_transcribes_the_command_in_the_bundled_example():
     import json
 
     from conftest import run_cli_torch_free
-    from wakeword.models import models_dir
+
+    from wakeword.classifiers.shipped import models_dir
 
     example = models_dir() / "examples" / "marvin-stream.wav"
     out = run_cli_torch_free("run", "--input", str(example), "--json", "--languages", "en,fr,de,es,it")
@@ -115,10 +116,11 @@ def test_the_five_language_command_examples_get_their_language_and_the_english_t
     import json
 
     from test_handoff import word_error_rate
+
     from wakeword import FileSource, load_classifier
+    from wakeword.asr.base import make_transcriber
+    from wakeword.classifiers.shipped import models_dir
     from wakeword.config import Settings
-    from wakeword.handoff import make_transcriber
-    from wakeword.models import models_dir
 
     folder = models_dir() / "examples" / "commands"
     entries = json.loads((folder / "commands.json").read_text())

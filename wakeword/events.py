@@ -6,9 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Union
 
+from wakeword.pcm import SAMPLE_RATE
+
 __all__ = ["Detection", "Event", "Transcript", "event_to_dict", "event_to_json"]
 
-SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .errors import ModelError
+from wakeword.errors import ModelError
 
 __all__ = [
     "AstFbank",

@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from wakeword.errors import ConfigError
 
 __all__ = ["Address", "default_control_path", "parse_address", "prepare_unix_path"]
 

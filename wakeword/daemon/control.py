@@ -15,9 +15,9 @@ import logging
 import socket
 from typing import Any, Callable
 
-from ..errors import ConfigError, WakewordError
-from .address import Address, default_control_path, parse_address
-from .net import NetworkLoop, close_stream_server, start_stream_server
+from wakeword.daemon.address import Address, default_control_path, parse_address
+from wakeword.daemon.net import NetworkLoop, close_stream_server, start_stream_server
+from wakeword.errors import ConfigError, WakewordError
 
 __all__ = ["ControlServer", "add_parser", "query", "run"]
 

@@ -14,9 +14,9 @@ import itertools
 import logging
 from dataclasses import dataclass, field
 
-from ..events import Event, event_to_json
-from .address import Address
-from .net import NetworkLoop, close_stream_server, start_stream_server
+from wakeword.daemon.address import Address
+from wakeword.daemon.net import NetworkLoop, close_stream_server, start_stream_server
+from wakeword.events import Event, event_to_json
 
 __all__ = ["EventSocketServer"]
 

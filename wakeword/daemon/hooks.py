@@ -26,9 +26,9 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from ..config import Settings
-from ..errors import ConfigError
-from ..events import Detection, Event
+from wakeword.config import Settings
+from wakeword.errors import ConfigError
+from wakeword.events import Detection, Event
 
 __all__ = ["FIELDS", "HookRunner", "load_callback", "render", "validate_template"]
 

@@ -14,8 +14,8 @@ import os
 import threading
 from typing import Any, Awaitable, Callable, Coroutine, TypeVar
 
-from ..errors import ConfigError
-from .address import Address, prepare_unix_path
+from wakeword.daemon.address import Address, prepare_unix_path
+from wakeword.errors import ConfigError
 
 __all__ = ["NetworkLoop", "close_stream_server", "start_stream_server"]
 

@@ -18,8 +18,9 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE, AudioSource
-from ..errors import DeviceError
+from wakeword.audio.sources import AudioSource
+from wakeword.errors import DeviceError
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["RecoveringSource"]
 

@@ -23,13 +23,14 @@ import threading
 import time
 from typing import Any, Callable, TextIO
 
-from ..config import Settings
-from ..errors import ConfigError, WakewordError
-from ..events import Detection, Event, event_to_dict
-from .address import Address, parse_address
-from .hooks import HookRunner
-from .logs import configure_logging
-from .recovery import RecoveringSource
+from wakeword.config import Settings
+from wakeword.daemon.address import Address, parse_address
+from wakeword.daemon.hooks import HookRunner
+from wakeword.daemon.logs import configure_logging
+from wakeword.daemon.recovery import RecoveringSource
+from wakeword.errors import ConfigError, WakewordError
+from wakeword.events import Detection, Event, event_to_dict
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["Daemon", "add_parser", "run"]
 
@@ -42,7 +43,8 @@ SHUTDOWN_FLUSH_S = 0.2
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    from ..cli import add_engine_options, add_file_source_options, add_microphone_options, positive_int
+    from wakeword.cli.app import add_engine_options, add_file_source_options, add_microphone_options
+    from wakeword.config import positive_int
 
     p = subparsers.add_parser(
         "serve", help="run as a background listener (hooks, event socket, Wyoming)",
@@ -88,7 +90,7 @@ class Addresses:
 
     @classmethod
     def from_settings(cls, s: Settings) -> "Addresses":
-        from .control import control_address
+        from wakeword.daemon.control import control_address
 
         return cls(
             events=parse_address(s.events, "--events", s.allow_remote) if s.events else None,
@@ -121,13 +123,13 @@ class Daemon:
         out: TextIO | None = None,
         initial_backoff_s: float = 0.5,
     ) -> None:
-        from ..cli import _make_engine
+        from wakeword.config import build_engine
 
         self.settings = settings
         self.addresses = Addresses.from_settings(settings)  # bad addresses fail before anything starts
         self.source_factory = source_factory
         self.reload_settings = reload_settings
-        self.engine_factory = engine_factory or _make_engine
+        self.engine_factory = engine_factory or build_engine
         self.out = out
         self.initial_backoff_s = initial_backoff_s
         self.started_at = time.monotonic()
@@ -157,22 +159,22 @@ class Daemon:
             self.engine = self.engine_factory(s)
         a = self.addresses
         if a.events or a.wyoming or a.control:
-            from .net import NetworkLoop
+            from wakeword.daemon.net import NetworkLoop
 
             self.net = NetworkLoop()
         if a.control is not None:
-            from .control import ControlServer
+            from wakeword.daemon.control import ControlServer
 
             self.control = ControlServer(self.net, a.control, self.status)
             self.control.start()
         if a.events is not None:
-            from .events_socket import EventSocketServer
+            from wakeword.daemon.events_socket import EventSocketServer
 
             self.events = EventSocketServer(self.net, a.events)
             self.events.start()
         if a.wyoming is not None:
-            from ..classifier import load_classifier
-            from .wyoming_server import WyomingServer
+            from wakeword.classifiers import load_classifier
+            from wakeword.daemon.wyoming_server import WyomingServer
 
             self.wyoming = WyomingServer(self.net, a.wyoming, load_classifier(s.model),
                                          lambda: self.settings.engine_config(), language=s.language)
@@ -268,13 +270,13 @@ class Daemon:
         if isinstance(event, Detection):
             # a fresh engine (after a reload) does not know what the old one just fired
             last = self._last_detection.get(event.keyword)
-            if last is not None and event.sample - last < self.settings.refractory_s * 16000:
+            if last is not None and event.sample - last < self.settings.refractory_s * SAMPLE_RATE:
                 return
             self._last_detection[event.keyword] = event.sample
         self.counters["detections" if event.kind == "detection" else "transcripts"] += 1
         log.info("%s %s at %.2f s", event.kind, event.keyword, event.time_s, extra={"event": event_to_dict(event)})
         if self.out is not None:
-            from ..cli import format_event
+            from wakeword.cli.app import format_event
 
             self.out.write(format_event(event, self.settings.json) + "\n")
             self.out.flush()
@@ -317,7 +319,7 @@ class Daemon:
             "state": ("stopping" if self.stop_requested.is_set() else "ended" if self.finished.is_set()
                       else "no source" if src is None else "listening" if src.connected else "reconnecting"),
             **self.counters,
-            "audio_s": round(self.engine.stats.audio_s + self._sample_offset / 16000, 3) if self.engine else 0.0,
+            "audio_s": round(self.engine.stats.audio_s + self._sample_offset / SAMPLE_RATE, 3) if self.engine else 0.0,
             "overflows": src.overflows if src else 0,
             "dropped_blocks": src.dropped_blocks if src else 0,
             "reconnects": src.reconnects if src else 0,
@@ -334,7 +336,7 @@ class Daemon:
 
 
 def _source_factory(args: argparse.Namespace, settings: Settings) -> Callable[[], Any] | None:
-    from ..cli import open_file_source, open_microphone_source
+    from wakeword.cli.app import open_file_source, open_microphone_source
 
     if not args.listen:
         return None
@@ -349,7 +351,7 @@ def _source_factory(args: argparse.Namespace, settings: Settings) -> Callable[[]
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import _settings_from_args
+    from wakeword.cli.app import settings_from_args
 
     stop_signals: list[int] = []
     daemon: Daemon | None = None
@@ -367,10 +369,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
 
-    settings = _settings_from_args(args)
+    settings = settings_from_args(args)
     configure_logging(settings.log_format, args.verbose)
     reload_args = argparse.Namespace(**{**vars(args), "save_config": None})
-    daemon = Daemon(settings, _source_factory(args, settings), reload_settings=lambda: _settings_from_args(reload_args),
+    daemon = Daemon(settings, _source_factory(args, settings), reload_settings=lambda: settings_from_args(reload_args),
                     out=sys.stdout)
     try:
         if not stop_signals:

@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from wakeword.errors import ConfigError
 
 __all__ = ["add_parser", "render_unit", "run", "unit_path"]
 

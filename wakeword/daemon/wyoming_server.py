@@ -19,16 +19,17 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from .. import __version__
-from ..audio import SAMPLE_RATE, Conditioner
-from ..classifier import Classifier
-from ..engine import Engine, EngineConfig
-from ..errors import DependencyError, WakewordError
-from .address import Address
+from wakeword import __version__
+from wakeword.audio.sources import Conditioner
+from wakeword.classifiers.base import Classifier, ModelInfo
+from wakeword.daemon.address import Address
+from wakeword.engine import Engine, EngineConfig
+from wakeword.errors import DependencyError, WakewordError
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["SharedClassifier", "WyomingServer"]
 
@@ -51,8 +52,9 @@ class SharedClassifier:
         self._inner = inner
         self._lock = threading.Lock()
 
-    def __getattr__(self, name: str) -> Any:  # labels, window_samples, keywords, preferred_hop_ms...
-        return getattr(self._inner, name)
+    @property
+    def info(self) -> ModelInfo:
+        return self._inner.info
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         with self._lock:
@@ -98,7 +100,7 @@ class WyomingServer:
     def start(self) -> None:
         from wyoming.server import AsyncServer
 
-        from .address import prepare_unix_path
+        from wakeword.daemon.address import prepare_unix_path
 
         uri = f"unix://{self.address.path}" if self.address.scheme == "unix" else str(self.address)
         if self.address.scheme == "unix":
@@ -109,7 +111,7 @@ class WyomingServer:
             try:
                 await self._server.start(self._make_handler)
             except OSError as e:
-                from ..errors import ConfigError
+                from wakeword.errors import ConfigError
 
                 raise ConfigError(f"--wyoming: cannot listen on {self.address} ({e.strerror or e})") from None
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from wakeword.pcm import SAMPLE_RATE
 
 
 def coloured_noise(rng: np.random.Generator, n: int, colour: str) -> np.ndarray:
@@ -139,7 +139,7 @@ def shift_pitch(word: np.ndarray, cents: float) -> np.ndarray:
     import shutil
     import subprocess
 
-    from ..errors import DependencyError
+    from wakeword.errors import DependencyError
 
     exe = shutil.which("sox")
     if exe is None:
@@ -229,7 +229,7 @@ class RoomBank:
         try:
             import pyroomacoustics as pra
         except ImportError as e:
-            from ..errors import DependencyError
+            from wakeword.errors import DependencyError
 
             raise DependencyError("room acoustics need pyroomacoustics: pip install 'wakeword[train]'") from e
         rng = np.random.default_rng([seed, 17])

@@ -17,7 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from wakeword.pcm import SAMPLE_RATE
+
 ASTERISK_CALIBRATION = ("/usr/share/asterisk/sounds/en_US_f_Allison", "/usr/share/asterisk/sounds/fr_CA_f_June",
                         "/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU")
 GRID = tuple(round(0.2 + 0.025 * i, 3) for i in range(31))  # 0.2 ... 0.95
@@ -42,9 +43,9 @@ class Calibration:
 
 def calibration_speech(real_cache: Path, rng: np.random.Generator) -> np.ndarray:
     """The calibration talkers, one file after another with 0.2-1.0 s pauses."""
-    from ..audio import read_file
-    from ..errors import AudioFileError
-    from .real_speech import RealSpeech, calibration_files, speech_stream
+    from wakeword.audio.sources import read_file
+    from wakeword.errors import AudioFileError
+    from wakeword.training.real_speech import RealSpeech, calibration_files, speech_stream
 
     rs = RealSpeech(real_cache)
     talk, _ = speech_stream(rs, calibration_files(rs), rng)
@@ -74,10 +75,10 @@ def choose(fa: dict[float, float], recall: dict[float, float], target: float,
 def score_trace(clf, audio: np.ndarray, keyword: str):
     """Per-hop scores of ``keyword`` over ``audio`` through the engine (replayable at any threshold), and the
     engine (its counters)."""
-    from ..audio import ArraySource
-    from ..detector import DetectorConfig
-    from ..engine import EngineConfig
-    from ..probes import record_trace
+    from wakeword.audio.sources import ArraySource
+    from wakeword.engine import EngineConfig
+    from wakeword.stream.detector import DetectorConfig
+    from wakeword.tools.probes import record_trace
 
     config = EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
     trace, _, engine = record_trace(clf, ArraySource(audio, block_size=16000), config, (keyword,))
@@ -86,8 +87,8 @@ def score_trace(clf, audio: np.ndarray, keyword: str):
 
 def fired(trace, keyword: str, threshold: float) -> list[int]:
     """Detection samples of ``keyword`` at ``threshold`` (the engine's detector replayed over ``trace``)."""
-    from ..detector import DetectorConfig
-    from ..metrics import replay
+    from wakeword.stream.detector import DetectorConfig
+    from wakeword.tools.metrics import replay
 
     return [s for _, s in replay(trace, DetectorConfig(keywords=(keyword,), threshold=threshold))]
 
@@ -95,8 +96,8 @@ def fired(trace, keyword: str, threshold: float) -> list[int]:
 def calibrate(model_dir: Path, keyword: str, positives: Sequence[np.ndarray], real_cache: Path,
               target_fa_per_hour: float, seed: int = 0) -> Calibration:
     """Run the model in ``model_dir`` over the calibration speech and choose ``keyword``'s threshold."""
-    from ..speech_embedding import SpeechEmbeddingClassifier
-    from .real_speech import insert_clips
+    from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
+    from wakeword.training.real_speech import insert_clips
 
     rng = np.random.default_rng([seed, 23])
     talk = calibration_speech(real_cache, rng)

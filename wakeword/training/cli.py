@@ -7,7 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from wakeword.errors import ConfigError
+from wakeword.pcm import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
@@ -81,10 +82,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .augment import AugmentConfig
-    from .dataset import SPEECH_COMMANDS, UNKNOWN_WORDS
-    from .train import TrainConfig
-    from .train import run as train
+    from wakeword.training.augment import AugmentConfig
+    from wakeword.training.dataset import SPEECH_COMMANDS, UNKNOWN_WORDS
+    from wakeword.training.train import TrainConfig
+    from wakeword.training.train import run as train
 
     keywords = tuple(k.strip().lower() for k in args.keywords if k.strip())
     if len(set(keywords)) != len(keywords):
@@ -114,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"train: --{name} must be between 0 and 1")
     if args.real_copies < 0 or args.target_fa_per_hour < 0:
         raise ConfigError("train: --real-copies and --target-fa-per-hour must not be negative")
-    from .train import BACKGROUND_TRAIN_DIRS
+    from wakeword.training.train import BACKGROUND_TRAIN_DIRS
 
     background = () if args.no_background else tuple(args.background or BACKGROUND_TRAIN_DIRS)
     config = TrainConfig(
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
         per_keyword=args.samples, per_unknown_word=args.unknown_samples, test_per_keyword=args.test_samples,
         unknown_words=negatives, copies=args.copies, silence_clips=args.silence_clips, epochs=args.epochs,
         speech_negatives=args.speech_negatives,
-        window_samples=int(round(window_s * 16000)), festival=not args.no_festival,
+        window_samples=int(round(window_s * SAMPLE_RATE)), festival=not args.no_festival,
         nonfree_voices=not args.no_nonfree_voices,
         threads=args.threads, force=args.force, embedding_step=args.embedding_step, width=args.width,
         tune_blocks=args.tune_blocks, ema_decay=args.ema_decay, mixup=args.mixup,

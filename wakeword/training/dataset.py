@@ -22,7 +22,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .voices import (
+from wakeword.pcm import SAMPLE_RATE
+from wakeword.training.voices import (
     ESPEAK_ENGLISH,
     Voice,
     espeak_variants,
@@ -35,7 +36,6 @@ from .voices import (
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 
 SPEECH_COMMANDS = (
     "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",

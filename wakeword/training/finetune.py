@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, DependencyError
-from ..speech_embedding import EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE, EmbeddingFrontEnd
+from wakeword.classifiers.speech_embedding import EMBEDDING_DIM, EMBEDDING_FRAMES, EMBEDDING_STRIDE, EmbeddingFrontEnd
+from wakeword.errors import ConfigError, DependencyError
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ def split_model(embedding_path: Path, blocks: int, out_dir: Path) -> tuple[Path,
 
 def head_positions(n: int, step: int) -> list[int]:
     """Which of ``n`` windows (8 frames apart) the head sees at ``step``: the last one and every k-th before it,
-    the same choice as :func:`wakeword.speech_embedding.every_step`."""
+    the same choice as :func:`wakeword.classifiers.speech_embedding.every_step`."""
     k = step // EMBEDDING_STRIDE
     count = (n - 1) // k + 1
     return list(range(n - 1 - (count - 1) * k, n, k))
@@ -63,11 +63,11 @@ class FrozenFront:
     """Clips → activations at the cut for the windows the head sees: (clips, n, C, H, W) float16."""
 
     def __init__(self, frontend: EmbeddingFrontEnd, front_path: Path, step: int, threads: int) -> None:
-        from ..speech_embedding import _session
+        from wakeword.onnxrt import open_session
 
         self.frontend = frontend
         self.step = step
-        self.session = _session(front_path, threads)
+        self.session = open_session(front_path, threads)
         self.input = self.session.get_inputs()[0].name
 
     def __call__(self, clips: np.ndarray,

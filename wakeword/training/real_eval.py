@@ -18,10 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .calibrate import GRID, fired, score_trace
-from .real_speech import EVAL, KeywordCut, RealSpeech, insert_clips, speech_stream
-
-SAMPLE_RATE = 16_000
+from wakeword.pcm import SAMPLE_RATE
+from wakeword.training.calibrate import GRID, fired, score_trace
+from wakeword.training.real_speech import EVAL, KeywordCut, RealSpeech, insert_clips, speech_stream
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class CutResult:
 
 def keyword_accuracy(clf, rs: RealSpeech, cuts: Sequence[KeywordCut]) -> list[CutResult]:
     """Top-1 of ``clf`` (a classifier with ``labels``, ``window_samples`` and ``scores(window)``) per cut."""
-    labels = list(clf.labels)
+    labels = list(clf.info.labels)
     silence = labels.index("_silence_") if "_silence_" in labels else None
     hop = SAMPLE_RATE * 80 // 1000
     out = []
@@ -45,7 +44,7 @@ def keyword_accuracy(clf, rs: RealSpeech, cuts: Sequence[KeywordCut]) -> list[Cu
         audio = audio + (rng.standard_normal(len(audio)) * 1e-4).astype(np.float32)
         end = pad + int(c.end_s * SAMPLE_RATE)
         best = np.full(len(labels), -1.0)
-        w = clf.window_samples
+        w = clf.info.window_samples
         for k in range(-1, 7):
             e = min(len(audio), end + k * hop)
             window = audio[max(0, e - w) : e]

@@ -27,12 +27,12 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import DependencyError, WakewordError
-from ..speech_embedding import sha256_file
+from wakeword.errors import DependencyError, WakewordError
+from wakeword.manifest import sha256_file
+from wakeword.pcm import SAMPLE_RATE
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 TRAIN, EVAL = "train", "eval"
 
 # package -> pinned version (Debian bookworm main)

@@ -21,16 +21,17 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DependencyError
-from ..speech_embedding import (
+from wakeword.classifiers.speech_embedding import (
     ARCHITECTURE,
     EMBEDDING_STRIDE,
     EmbeddingFrontEnd,
     embedding_count,
     every_step,
-    sha256_file,
 )
-from .augment import (
+from wakeword.errors import ConfigError, DependencyError
+from wakeword.manifest import sha256_file
+from wakeword.pcm import SAMPLE_RATE
+from wakeword.training.augment import (
     AugmentConfig,
     Background,
     RoomBank,
@@ -43,7 +44,7 @@ from .augment import (
     rms,
     silence_clip,
 )
-from .dataset import (
+from wakeword.training.dataset import (
     SILENCE,
     SPEECH_COMMANDS,
     UNKNOWN,
@@ -58,14 +59,13 @@ from .dataset import (
 log = logging.getLogger(__name__)
 
 SPEECH_COMMANDS_SET = frozenset(SPEECH_COMMANDS)
-SAMPLE_RATE = 16_000
 FRONT_END_FILES = {"melspectrogram": "melspectrogram.onnx", "embedding": "embedding_model.onnx"}
 BACKGROUND_TRAIN_DIRS = ("/usr/share/asterisk/sounds/es_MX_f_Allison", "/usr/share/asterisk/sounds/it_IT_m_Carlo")
 
 
 def front_end_dir() -> Path:
     """The shipped speech-embedding front end (``models/speech-embedding``)."""
-    from ..models import models_dir
+    from wakeword.classifiers.shipped import models_dir
 
     return models_dir() / "speech-embedding"
 
@@ -204,7 +204,7 @@ def _real_parts(real: RealTraining | None) -> tuple[Background | None, RoomBank 
 def real_training(config: TrainConfig, keywords: Sequence[str]) -> RealTraining:
     """The real-speech set's training speakers (not its calibration speakers): their speech with no keyword in
     it as context and negatives, and their keyword cuts as positives."""
-    from .real_speech import RealSpeech, load_keywords, training_files
+    from wakeword.training.real_speech import RealSpeech, load_keywords, training_files
 
     rs = RealSpeech(config.real_cache)
     cuts = load_keywords()
@@ -442,7 +442,7 @@ def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
 def calibrate_thresholds(config: TrainConfig, model_dir: Path, items: Sequence[Item],
                          progress: Callable[[str], None]) -> tuple[dict[str, float], dict]:
     """Each wake word's threshold from real speech never trained on (:mod:`.calibrate`)."""
-    from .calibrate import calibrate
+    from wakeword.training.calibrate import calibrate
 
     thresholds, report = {}, {}
     for word in config.wake_words or config.keywords:
@@ -493,7 +493,14 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     tmp.mkdir(parents=True)
 
     if config.tune_blocks:
-        from .finetune import FrozenFront, load_tail, param_groups, split_model, tuned_model, write_tuned_embedding
+        from wakeword.training.finetune import (
+            FrozenFront,
+            load_tail,
+            param_groups,
+            split_model,
+            tuned_model,
+            write_tuned_embedding,
+        )
 
         front_path, tail_path = split_model(fe_dir / FRONT_END_FILES["embedding"], config.tune_blocks,
                                             tmp / "split")

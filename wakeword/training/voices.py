@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DependencyError
+from wakeword.errors import DependencyError
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ConfigError
+from wakeword.errors import ConfigError
 
 __all__ = ["RingBuffer"]
 

@@ -14,24 +14,24 @@ new embedding instead of the whole window.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from collections import OrderedDict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from .errors import ModelError
+from wakeword.classifiers.base import ModelInfo
+from wakeword.errors import ModelError
+from wakeword.manifest import MANIFEST, read_manifest, verified_file
+from wakeword.onnxrt import open_session
+from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["EmbeddingFrontEnd", "SpeechEmbeddingClassifier", "ARCHITECTURE"]
+__all__ = ["ARCHITECTURE", "EmbeddingFrontEnd", "SpeechEmbeddingClassifier", "embedding_count", "mel_frames"]
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURE = "speech-embedding-head"
-SAMPLE_RATE = 16_000
 MEL_HOP = 160
 MEL_WINDOW = 512
 EMBEDDING_FRAMES = 76
@@ -40,23 +40,8 @@ EMBEDDING_DIM = 96
 INT16_SCALE = 32767.0  # the front end was trained on int16-valued audio
 
 
-def session_options(threads: int | None):
-    import onnxruntime as ort
-
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return so
-
-
 def _session(path: Path, threads: int | None):
-    import onnxruntime as ort
-
-    try:
-        return ort.InferenceSession(str(path), session_options(threads), providers=["CPUExecutionProvider"])
-    except Exception as e:  # onnxruntime raises its own Fail/InvalidGraph types
-        raise ModelError(f"{path}: cannot load ONNX model ({e})") from e
+    return open_session(path, threads)
 
 
 def mel_frames(n_samples: int) -> int:
@@ -153,14 +138,6 @@ def every_step(embeddings: np.ndarray, step: int) -> np.ndarray:
     return embeddings[..., embeddings.shape[-2] - 1 - (n - 1) * k :: k, :]
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class SpeechEmbeddingClassifier:
     """A model directory: ``manifest.json``, the two front-end files and ``head.onnx`` (or ``head.int8.onnx``).
 
@@ -170,58 +147,44 @@ class SpeechEmbeddingClassifier:
 
     def __init__(self, model_dir: str | Path, precision: str | None = None, threads: int | None = None) -> None:
         self.model_dir = Path(model_dir)
-        manifest_path = self.model_dir / "manifest.json"
-        try:
-            manifest = json.loads(manifest_path.read_text())
-        except FileNotFoundError:
-            raise ModelError(f"{self.model_dir}: no manifest.json; not a wakeword model directory") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ModelError(f"{manifest_path}: not valid JSON ({e})") from None
+        manifest = read_manifest(self.model_dir, hint="not a keyword model directory (made by `wakeword train`)")
         if manifest.get("architecture") != ARCHITECTURE:
             raise ModelError(f"{self.model_dir}: architecture {manifest.get('architecture')!r} is not {ARCHITECTURE!r}")
-        if int(manifest.get("sampling_rate", 0)) != SAMPLE_RATE:
-            raise ModelError(f"{self.model_dir}: model expects {manifest.get('sampling_rate')} Hz; the engine feeds 16000 Hz")
+        if manifest.get("sampling_rate") != SAMPLE_RATE:
+            raise ModelError(
+                f"{self.model_dir}: model expects {manifest.get('sampling_rate')} Hz; the engine feeds {SAMPLE_RATE} Hz"
+            )
         self.manifest = manifest
-        files = manifest["files"]
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            raise ModelError(f"{self.model_dir / MANIFEST}: no 'files' table")
         head_key = {"int8": "head_int8", "fp32": "head", None: manifest.get("default_head", "head")}.get(precision)
         if head_key is None or head_key not in files:
             raise ModelError(f"{self.model_dir}: no {precision or 'default'} head in the manifest")
-        paths = {k: self._verified(files[k]) for k in ("melspectrogram", "embedding", head_key)}
+        paths = {k: self._verified(files.get(k)) for k in ("melspectrogram", "embedding", head_key)}
         # frames between the embeddings the head sees; older models (no key) used every embedding
         step = int(manifest.get("embedding_step_frames", EMBEDDING_STRIDE))
         self.frontend = EmbeddingFrontEnd(paths["melspectrogram"], paths["embedding"], threads, step=step)
         self._head = _session(paths[head_key], threads)
         self._head_input = self._head.get_inputs()[0].name
-        self._labels = tuple(manifest["labels"])
-        self._window_samples = int(manifest["window_samples"])
-        self.keywords = tuple(manifest.get("keywords") or ())
-        # per-keyword thresholds chosen by evaluation (model card); the detector uses them unless told otherwise
-        self.thresholds = {str(k): float(v) for k, v in (manifest.get("thresholds") or {}).items()}
-        bad = {k: v for k, v in self.thresholds.items() if k not in self._labels or not 0.0 <= v <= 1.0}
-        if bad:
-            raise ModelError(f"{manifest_path}: bad recommended threshold(s) {bad}")
-        self.preferred_hop_ms = int(manifest.get("hop_ms", 80))
+        # per-keyword thresholds chosen by `wakeword train` on real speech; the detector uses them unless told otherwise
+        thresholds = {str(k): float(v) for k, v in (manifest.get("thresholds") or {}).items()}
+        try:
+            self.info = ModelInfo(
+                labels=tuple(manifest["labels"]),
+                window_samples=int(manifest["window_samples"]),
+                hop_ms=int(manifest.get("hop_ms", 80)),
+                keywords=tuple(manifest.get("keywords") or ()),
+                thresholds=thresholds,
+            )
+        except (KeyError, TypeError, ValueError, ModelError) as e:
+            raise ModelError(f"{self.model_dir / MANIFEST}: {e}") from None
         self.precision = "int8" if head_key == "head_int8" else "fp32"
 
-    def _verified(self, entry: dict) -> Path:
-        path = self.model_dir / entry["path"]
-        if not path.exists():
-            raise ModelError(f"{path}: missing model file")
-        if sha256_file(path) != entry["sha256"]:
-            raise ModelError(f"{path}: checksum mismatch; the file is corrupt or was changed")
-        return path
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    @property
-    def window_samples(self) -> int:
-        return self._window_samples
-
-    @property
-    def sample_rate(self) -> int:
-        return SAMPLE_RATE
+    def _verified(self, entry: object) -> Path:
+        if not isinstance(entry, dict):
+            raise ModelError(f"{self.model_dir / MANIFEST}: a file entry must be {{path, sha256}}, got {entry!r}")
+        return verified_file(self.model_dir, entry.get("path"), entry.get("sha256"))
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         return self._head.run(None, {self._head_input: embeddings[None].astype(np.float32, copy=False)})[0][0]

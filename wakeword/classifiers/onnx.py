@@ -1,11 +1,11 @@
 """Run an exported audio classifier on ONNX Runtime, without torch or transformers.
 
-A model directory (written by :mod:`wakeword.export`) holds ``manifest.json``
+A model directory (written by :mod:`wakeword.export.classifier`) holds ``manifest.json``
 and ``model.onnx`` / ``model.int8.onnx``. :class:`OnnxClassifier` checks the
 sha256 of the file it loads against the manifest, computes the model's input
 features in numpy (:mod:`wakeword.features`), and scores with one
 ``InferenceSession`` whose threads are set once, in the constructor. It
-implements the engine's :class:`~wakeword.classifier.Classifier` seam and
+implements the engine's :class:`~wakeword.classifiers.base.Classifier` seam and
 registers itself as the ``onnx`` backend, so ``load_classifier("models/ast")``
 and ``wakeword run --model models/ast`` use it.
 
@@ -16,68 +16,32 @@ what the transformers audio-classification pipeline returns:
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .classifier import register_classifier
-from .errors import ConfigError, InvalidAudioError, ModelError
-from .features import FeatureExtractor, build_feature_extractor
+from wakeword.classifiers.base import ModelInfo
+from wakeword.errors import ConfigError, InvalidAudioError, ModelError
+from wakeword.features import FeatureExtractor, build_feature_extractor
+from wakeword.manifest import MANIFEST, read_manifest, sha256_bytes, verified_file
+from wakeword.onnxrt import default_threads, open_session
+from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["ENGINE_SAMPLE_RATE", "OnnxClassifier", "classify", "default_threads", "top_predictions"]
+__all__ = ["OnnxClassifier", "classify", "from_spec", "top_predictions"]
 
 log = logging.getLogger(__name__)
 
-ENGINE_SAMPLE_RATE = 16_000
-MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "wakeword-onnx-classifier"
 MANIFEST_VERSION = 1
 PRECISIONS = ("int8", "fp32")
 
 
-def default_threads() -> int:
-    """Intra-op threads for 1-4 core devices: 1 on up to 2 cores, else 2.
-
-    Audio capture, the VAD and the engine keep a core of their own. On a
-    2-core machine a second ORT thread did not pay: the Speech Commands AST
-    took 41 ms per window in int8 with 1 thread and 64 ms with 2
-    (scripts/bench_ast.py).
-    """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return 1 if cores <= 2 else 2
-
-
-def _sha256(data: bytes | Path) -> str:
-    if isinstance(data, bytes):
-        return hashlib.sha256(data).hexdigest()
-    digest = hashlib.sha256()
-    with open(data, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _load_manifest(model_dir: Path) -> dict[str, Any]:
-    if not model_dir.exists():
-        raise ModelError(f"{model_dir}: no such model directory")
-    if not model_dir.is_dir():
-        raise ModelError(f"{model_dir}: not a directory; expected a model directory with a {MANIFEST}")
+    manifest = read_manifest(model_dir, hint="create the directory with `wakeword export`")
     path = model_dir / MANIFEST
-    if not path.is_file():
-        raise ModelError(f"{model_dir}: no {MANIFEST}; create the directory with `wakeword export`")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ModelError(f"{path}: unreadable manifest ({e})") from e
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+    if manifest.get("format") != MANIFEST_FORMAT:
         raise ModelError(f"{path}: not a wakeword model manifest (format should be {MANIFEST_FORMAT!r})")
     version = manifest.get("format_version")
     if not isinstance(version, int) or version > MANIFEST_VERSION:
@@ -98,10 +62,10 @@ def _load_manifest(model_dir: Path) -> dict[str, Any]:
     labels = manifest["labels"]
     if not labels or not all(isinstance(label, str) for label in labels):
         raise ModelError(f"{path}: manifest 'labels' must be a non-empty list of strings")
-    if manifest["sampling_rate"] != ENGINE_SAMPLE_RATE:
+    if manifest["sampling_rate"] != SAMPLE_RATE:
         raise ModelError(
             f"{model_dir}: the model expects {manifest['sampling_rate']} Hz audio; "
-            f"the engine feeds {ENGINE_SAMPLE_RATE} Hz"
+            f"the engine feeds {SAMPLE_RATE} Hz"
         )
     if manifest["window_samples"] <= 0:
         raise ModelError(f"{path}: window_samples must be positive")
@@ -124,7 +88,7 @@ def _sigmoid(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
 
 
 class OnnxClassifier:
-    """An exported model directory as a :class:`~wakeword.classifier.Classifier`.
+    """An exported model directory as a :class:`~wakeword.classifiers.base.Classifier`.
 
     ``precision`` picks ``model.int8.onnx`` or ``model.onnx`` (``None``: int8
     when the directory has it); ``threads`` sets ONNX Runtime's intra-op
@@ -155,12 +119,11 @@ class OnnxClassifier:
             raise ModelError(f"{self.model_dir}: no {precision} model in the manifest (it has: {have})")
         if threads is None:
             threads = default_threads()
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ConfigError(f"threads must be a positive integer, got {threads!r}")
         self.precision = precision
         self.threads = threads
         self._labels = tuple(manifest["labels"])
         self._window_samples = int(manifest["window_samples"])
+        self.info = ModelInfo(labels=self._labels, window_samples=self._window_samples)
         self._multi_label = bool(manifest.get("multi_label", False))
         self._features: FeatureExtractor = build_feature_extractor(manifest["features"])
         if self._features.options.sample_rate != manifest["sampling_rate"]:  # type: ignore[attr-defined]
@@ -192,18 +155,6 @@ class OnnxClassifier:
         )
 
     # -- Classifier protocol
-
-    @property
-    def labels(self) -> tuple[str, ...]:
-        return self._labels
-
-    @property
-    def window_samples(self) -> int:
-        return self._window_samples
-
-    @property
-    def sample_rate(self) -> int:
-        return ENGINE_SAMPLE_RATE
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         """Probabilities for one window of exactly ``window_samples`` 16 kHz samples."""
@@ -253,51 +204,24 @@ class OnnxClassifier:
             raise ModelError(f"{self.model_dir}: ONNX Runtime failed: {e}") from e
 
     def _open_session(self, names: Any, verify: bool) -> Any:
-        try:
-            import onnxruntime as ort
-        except ImportError as e:
-            raise ModelError(f"onnxruntime is not installed ({e}); pip install onnxruntime") from e
         if isinstance(names, str):
             names = [names]
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise ModelError(f"{self.model_dir / MANIFEST}: models.{self.precision} must list file names")
         files = self.manifest["files"]
-        model_bytes = None
         for name in names:
-            path = self.model_dir / name
-            if Path(name).name != name:
-                raise ModelError(
-                    f"{self.model_dir / MANIFEST}: file name {name!r} must not contain a directory"
-                )
-            if not path.is_file():
-                raise ModelError(f"{path}: missing model file")
-            if not verify:
-                continue
-            expected = (files.get(name) or {}).get("sha256")
-            if not isinstance(expected, str):
-                raise ModelError(f"{self.model_dir / MANIFEST}: no sha256 recorded for {name}")
-            if name == names[0] and len(names) == 1:
-                model_bytes = path.read_bytes()  # hash exactly the bytes ONNX Runtime will load
-                actual = _sha256(model_bytes)
-            else:
-                actual = _sha256(path)
-            if actual != expected:
-                raise ModelError(
-                    f"{path}: checksum mismatch (sha256 {actual[:16]}..., manifest says {expected[:16]}...); "
-                    "the file is corrupt or changed since export"
-                )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        source = model_bytes if model_bytes is not None else str(self.model_dir / names[0])
-        try:
-            return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        except Exception as e:  # onnxruntime raises its own exception types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"{self.model_dir / names[0]}: ONNX Runtime cannot load it ({first})") from e
+            if verify:
+                verified_file(self.model_dir, name, (files.get(name) or {}).get("sha256"))
+            elif not (self.model_dir / name).is_file():
+                raise ModelError(f"{self.model_dir / name}: missing model file")
+        first = self.model_dir / names[0]
+        if verify and len(names) == 1:
+            # load exactly the bytes whose hash was checked, so a file swapped in between is caught
+            model_bytes = first.read_bytes()
+            if sha256_bytes(model_bytes) != files[names[0]]["sha256"]:
+                raise ModelError(f"{first}: checksum mismatch; the file changed while it was loaded")
+            return open_session(model_bytes, self.threads, name=first)
+        return open_session(first, self.threads, name=first)
 
     def _check_io(self) -> None:
         inputs = {i.name: i for i in self._session.get_inputs()}
@@ -342,7 +266,7 @@ def classify(
     it once to classify many clips). Channels are averaged and the rate is
     converted to 16 kHz with soxr, as the engine's sources do.
     """
-    from .audio import Conditioner
+    from wakeword.audio.sources import Conditioner
 
     classifier = model if isinstance(model, OnnxClassifier) else OnnxClassifier(model, precision, threads)
     array = np.asarray(audio)
@@ -352,7 +276,9 @@ def classify(
     mono = Conditioner(sample_rate, channels, "audio")(array, last=True)
     if mono.shape[0] == 0:
         raise InvalidAudioError("audio: no samples")
-    return top_predictions(classifier.clip_scores(mono), classifier.labels, top_k)
+    return top_predictions(classifier.clip_scores(mono), classifier.info.labels, top_k)
 
 
-register_classifier("onnx", lambda spec: OnnxClassifier(spec))
+def from_spec(spec: str, threads: int | None = None) -> OnnxClassifier:
+    """``--model onnx:DIR``: an exported model directory."""
+    return OnnxClassifier(spec, threads=threads)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DependencyError, ModelError
+from wakeword.errors import ConfigError, DependencyError, ModelError
+from wakeword.manifest import sha256_file
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -56,10 +57,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "MIT/ast-finetuned-speech-commands-v2"
 TASK = "audio-classification"
-ASR_TASK = "automatic-speech-recognition"  # Whisper, for the hand-off: see wakeword.export_whisper
+ASR_TASK = "automatic-speech-recognition"  # Whisper, for the hand-off: see wakeword.export.whisper
 MANIFEST_FORMAT = "wakeword-onnx-classifier"
 MANIFEST_VERSION = 1
-ENGINE_SAMPLE_RATE = 16_000
 FP32_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 # Real speech for the parity check where Debian's pocketsphinx-testdata is installed.
@@ -138,14 +138,6 @@ class ExportResult:
 # --------------------------------------------------------------------- helpers
 
 
-def sha256_file(path: str | Path, chunk_bytes: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk_bytes):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _one_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -195,7 +187,7 @@ def _import_export_stack() -> dict[str, Any]:
 def _versions() -> dict[str, str]:
     from importlib import metadata
 
-    from . import __version__
+    from wakeword import __version__
 
     out = {"wakeword": __version__, "python": sys.version.split()[0]}
     for name in ("torch", "transformers", "optimum", "optimum-onnx", "onnx", "onnxruntime", "numpy"):
@@ -265,7 +257,7 @@ def _default_window_samples(kind: str, features: Any) -> int:
 
 
 def _feature_options(arch: _Architecture, extractor: Any, config: Any, source: str) -> Any:
-    from .features import AstFbankOptions, WaveformOptions, WhisperLogMelOptions
+    from wakeword.features import AstFbankOptions, WaveformOptions, WhisperLogMelOptions
 
     if type(extractor).__name__ != arch.extractor:
         raise ModelError(
@@ -358,8 +350,8 @@ def _parity_inputs(options: ExportOptions, window: int) -> list[tuple[str, str, 
 
     import numpy as np
 
-    from .audio import read_file
-    from .errors import AudioError
+    from wakeword.audio.sources import read_file
+    from wakeword.errors import AudioError
 
     paths = (
         list(options.parity_audio)
@@ -397,7 +389,7 @@ def _parity(
 ) -> dict[str, Any]:
     import numpy as np
 
-    from .features import build_feature_extractor
+    from wakeword.features import build_feature_extractor
 
     ours = build_feature_extractor(features)
     rows = []
@@ -467,7 +459,7 @@ def export(
     _check_out_dir(out, options.force)
     source, is_local = _resolve_source(model)
     if options.task == ASR_TASK:
-        from .export_whisper import export_whisper
+        from wakeword.export.whisper import export_whisper
 
         return export_whisper(model, out, options, source, is_local, progress)
     if is_local:
@@ -481,10 +473,10 @@ def export(
         config, extractor, hf_model = _load_checkpoint(transformers, source, is_local)
     arch = _check_model_type(config.model_type, model)
     features = _feature_options(arch, extractor, config, model)
-    if features.sample_rate != ENGINE_SAMPLE_RATE:
+    if features.sample_rate != SAMPLE_RATE:
         raise ModelError(
             f"{model}: the model expects {features.sample_rate} Hz audio; "
-            f"the engine feeds {ENGINE_SAMPLE_RATE} Hz"
+            f"the engine feeds {SAMPLE_RATE} Hz"
         )
     window = options.window_samples or _default_window_samples(arch.feature_kind, features)
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
@@ -662,7 +654,7 @@ def _manifest(
 ) -> dict[str, Any]:
     import onnx
 
-    from .features import feature_options_to_dict
+    from wakeword.features import feature_options_to_dict
 
     graph = onnx.load(str(fp32_path), load_external_data=False)
     opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -761,7 +753,7 @@ def run(args: argparse.Namespace) -> int:
     if args.window_ms is not None:
         if args.window_ms <= 0:
             raise ConfigError(f"--window-ms must be positive, got {args.window_ms}")
-        window = round(args.window_ms * ENGINE_SAMPLE_RATE / 1000)
+        window = round(args.window_ms * SAMPLE_RATE / 1000)
     options = ExportOptions(
         task=args.task,
         quantize=args.quantize,

@@ -8,7 +8,7 @@ sit on the speech-embedding front end our models start from (openWakeWord's
 embedding file is byte-identical to ``models/speech-embedding``; `wakeword
 train` then tunes the last blocks of its own copy), so
 :class:`OpenWakeWordHead` reuses our
-:class:`~wakeword.speech_embedding.EmbeddingFrontEnd` on the shipped files and
+:class:`~wakeword.classifiers.speech_embedding.EmbeddingFrontEnd` on the shipped files and
 the comparison runs through the same engine, VAD gate and detector.
 """
 
@@ -18,15 +18,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError, DependencyError
-from .speech_embedding import (
+from wakeword.classifiers.base import ModelInfo
+from wakeword.classifiers.speech_embedding import (
     EMBEDDING_FRAMES,
     EMBEDDING_STRIDE,
     MEL_HOP,
     MEL_WINDOW,
     EmbeddingFrontEnd,
-    _session,
 )
+from wakeword.errors import ConfigError, DependencyError
+from wakeword.onnxrt import open_session
 
 __all__ = ["OpenWakeWordHead", "PEERS", "load_peer", "openwakeword_head_path", "peer_keyword"]
 
@@ -66,23 +67,23 @@ class OpenWakeWordHead:
     """
 
     def __init__(self, name: str = DEFAULT_OWW_MODEL, threads: int | None = None) -> None:
-        from .models import models_dir
+        from wakeword.classifiers.shipped import models_dir
 
         self.name = name
         self.head_path = openwakeword_head_path(name)
         fe = models_dir() / "speech-embedding"
         self.mel_path, self.embedding_path = fe / "melspectrogram.onnx", fe / "embedding_model.onnx"
         self.frontend = EmbeddingFrontEnd(self.mel_path, self.embedding_path, threads)
-        self._head = _session(self.head_path, threads)
+        self._head = open_session(self.head_path, threads)
         head_input = self._head.get_inputs()[0]
         self._input = head_input.name
         self.embeddings = int(head_input.shape[1]) if isinstance(head_input.shape[1], int) else 16
         mel_frames = EMBEDDING_FRAMES + (self.embeddings - 1) * EMBEDDING_STRIDE
-        self.window_samples = MEL_WINDOW + (mel_frames - 1) * MEL_HOP
-        self.sample_rate = 16_000
-        self.keywords = (peer_keyword(name),)
-        self.labels = (peer_keyword(name), "_other_")
-        self.preferred_hop_ms = 80
+        keyword = peer_keyword(name)
+        self.info = ModelInfo(
+            labels=(keyword, "_other_"), window_samples=MEL_WINDOW + (mel_frames - 1) * MEL_HOP, hop_ms=80,
+            keywords=(keyword,),
+        )
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         emb = self.frontend(window)[-self.embeddings :]

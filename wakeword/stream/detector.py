@@ -7,12 +7,12 @@ from typing import Mapping
 
 import numpy as np
 
-from .errors import ConfigError
-from .events import Detection
+from wakeword.errors import ConfigError
+from wakeword.events import Detection
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["Detector", "DetectorConfig"]
 
-SAMPLE_RATE = 16_000
 DEFAULT_THRESHOLD = 0.5
 
 

@@ -3,7 +3,7 @@
 Each backend of the model runs in its own process, one after the other (so
 peak memory, start-up time and thread pools are its own), over the same
 input file, through the real engine with timing proxies around its
-components (:mod:`wakeword.probes`). Per row:
+components (:mod:`wakeword.tools.probes`). Per row:
 
 * per-stage latency p50/p95/p99: ``source`` (file read + resampling, per
   block), ``vad`` (per hop), ``features`` and ``inference`` (per classified
@@ -15,7 +15,7 @@ components (:mod:`wakeword.probes`). Per row:
 * detection latency p50/p95 when the input has labels (``--labels`` or a
   ``FILE.json`` next to it, as ``models/examples/marvin-stream.json``);
 * MACs per classified hop from the ONNX graphs and an *estimate* of the
-  cost on a Raspberry Pi 4/5 derived from them (:mod:`wakeword.opcount`).
+  cost on a Raspberry Pi 4/5 derived from them (:mod:`wakeword.tools.opcount`).
 
 Backends: a speech-embedding model runs its int8 and fp32 heads; an exported
 Hugging Face model (``wakeword export``) runs ONNX int8, ONNX fp32 and, when
@@ -40,14 +40,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .cli import positive_int
-from .errors import ConfigError, DependencyError, ModelError, WakewordError
+from wakeword.classifiers.base import ModelInfo
+from wakeword.config import positive_int
+from wakeword.errors import ConfigError, DependencyError, ModelError, WakewordError
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["BENCH_SCHEMA", "add_parser", "machine_info", "plan_backends", "run"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 STAGES = ("source", "vad", "features", "inference", "detector", "handoff", "block")
 PEER_PREFIX = "peer:"
 
@@ -57,7 +58,7 @@ PEER_PREFIX = "peer:"
 
 def resolve_model(model: str) -> str:
     if model == "default":
-        from .models import default_model_dir
+        from wakeword.classifiers.shipped import default_model_dir
 
         return str(default_model_dir())
     return model
@@ -119,8 +120,7 @@ class PipelineClassifier:
         id2label = self.pipe.model.config.id2label
         self.labels = tuple(id2label[i] for i in range(len(id2label)))
         self._index = {label: i for i, label in enumerate(self.labels)}
-        self.window_samples = int(window_samples)
-        self.sample_rate = SAMPLE_RATE
+        self.info = ModelInfo(labels=self.labels, window_samples=int(window_samples))
         self.frontend = self.pipe.preprocess
 
     def scores(self, window):
@@ -136,11 +136,11 @@ class PipelineClassifier:
 
 def load_backend(model: str, backend: str, threads: int | None):
     if backend.startswith(PEER_PREFIX):
-        from .peers import load_peer
+        from wakeword.tools.peers import load_peer
 
         return load_peer(backend[len(PEER_PREFIX) :], threads)
     if backend == "default":
-        from .classifier import load_classifier
+        from wakeword.classifiers import load_classifier
 
         return load_classifier(model, threads=threads)
     manifest = _manifest(model) or {}
@@ -151,10 +151,10 @@ def load_backend(model: str, backend: str, threads: int | None):
         return PipelineClassifier(source, manifest["window_samples"], threads)
     precision = backend.removeprefix("onnx-")
     if manifest.get("architecture") == "speech-embedding-head":
-        from .speech_embedding import SpeechEmbeddingClassifier
+        from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
 
         return SpeechEmbeddingClassifier(model, precision=precision, threads=threads)
-    from .onnx_classifier import OnnxClassifier
+    from wakeword.classifiers.onnx import OnnxClassifier
 
     return OnnxClassifier(model, precision=precision, threads=threads)
 
@@ -208,18 +208,18 @@ def peak_rss_mb() -> float:
 
 def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
     """Run one backend over the input ``args.repeat`` times; one result row (see BENCH_SCHEMA)."""
-    from .audio import FileSource
-    from .engine import EngineConfig
-    from .events import Detection
-    from .metrics import percentiles
-    from .probes import StageClock, instrument, timed_blocks
-    from .vad import VadConfig
+    from wakeword.audio.sources import FileSource
+    from wakeword.engine import EngineConfig
+    from wakeword.events import Detection
+    from wakeword.stream.vad import VadConfig
+    from wakeword.tools.metrics import percentiles
+    from wakeword.tools.probes import StageClock, instrument, timed_blocks
 
     t0 = time.perf_counter()
     classifier = load_backend(args.model, args.worker, args.threads)
     transcriber = None
     if args.handoff:
-        from .handoff import make_transcriber
+        from wakeword.asr.base import make_transcriber
 
         transcriber = make_transcriber("faster-whisper", model="base", compute_type="int8",
                                        threads=args.threads or 1)
@@ -291,8 +291,8 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
 
 def backend_macs(model: str, backend: str, window_samples: int | None = None):
     """MACs per classified hop of a backend (the ONNX graphs it runs), or None when unknown."""
-    from .opcount import MacCount, count_macs
-    from .speech_embedding import EMBEDDING_DIM
+    from wakeword.classifiers.speech_embedding import EMBEDDING_DIM
+    from wakeword.tools.opcount import MacCount, count_macs
 
     def speech_embedding(mel: Path, emb: Path, head: Path, window: int) -> MacCount:
         # per hop: the log-mel of the whole window, one new embedding (the rest are cached), the head
@@ -301,10 +301,10 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
                 + count_macs(head, [1, -1, EMBEDDING_DIM]))
 
     if backend.startswith(PEER_PREFIX):
-        from .peers import load_peer
+        from wakeword.tools.peers import load_peer
 
         peer = load_peer(backend[len(PEER_PREFIX) :], threads=1)
-        return speech_embedding(peer.mel_path, peer.embedding_path, peer.head_path, peer.window_samples)
+        return speech_embedding(peer.mel_path, peer.embedding_path, peer.head_path, peer.info.window_samples)
     manifest = _manifest(model)
     if manifest is None:
         return None
@@ -316,7 +316,7 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
         return speech_embedding(root / files["melspectrogram"]["path"], root / files["embedding"]["path"],
                                 root / head, window)
     if manifest.get("format") == "wakeword-onnx-classifier":
-        from .features import build_feature_extractor
+        from wakeword.features import build_feature_extractor
 
         precision = "int8" if backend == "onnx-int8" else "fp32"  # the pipeline runs the fp32 graph's ops
         names = manifest["models"].get(precision)
@@ -449,7 +449,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _default_input() -> Path:
-    from .models import models_dir
+    from wakeword.classifiers.shipped import models_dir
 
     path = models_dir() / "examples" / "marvin-stream.wav"
     if not path.exists():
@@ -507,7 +507,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(row))
         return 0
     args.input = Path(args.input) if args.input else _default_input()
-    from .audio import FileSource
+    from wakeword.audio.sources import FileSource
 
     duration_s = FileSource(args.input).duration_s  # a bad file fails here, once
     if args.labels is None and args.input.with_suffix(".json").is_file():
@@ -523,7 +523,7 @@ def run(args: argparse.Namespace) -> int:
                               f"available: {', '.join(backends)}")
         backends = wanted
     if args.peer:
-        from .peers import load_peer
+        from wakeword.tools.peers import load_peer
 
         load_peer(args.peer, threads=1)  # unknown or missing peer: fail before any run
         backends.append(PEER_PREFIX + args.peer)
@@ -536,7 +536,7 @@ def run(args: argparse.Namespace) -> int:
         except (WakewordError, ImportError) as e:  # an estimate is optional: no onnx package, odd graph
             log.info("no operation count for %s: %s", backend, e)
             macs = None
-        from .opcount import pi_estimate
+        from wakeword.tools.opcount import pi_estimate
 
         row["macs_per_hop"] = None if macs is None else macs.total
         row["int8_macs_per_hop"] = None if macs is None else macs.int8
@@ -549,7 +549,7 @@ def run(args: argparse.Namespace) -> int:
         r["cpu_speedup_vs_baseline"] = _ratio(baseline["cpu_s_per_audio_hour"], r["cpu_s_per_audio_hour"])
         r["cpu_speedup_vs_peer"] = None if peer is None else _ratio(peer["cpu_s_per_audio_hour"],
                                                                      r["cpu_s_per_audio_hour"])
-    from .opcount import PI_GMACS
+    from wakeword.tools.opcount import PI_GMACS
 
     report = {
         "schema": "wakeword-bench/1",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from .errors import DependencyError, ModelError
+from wakeword.errors import DependencyError, ModelError
 
 __all__ = ["PI_GMACS", "MacCount", "count_macs", "pi_estimate"]
 

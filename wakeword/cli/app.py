@@ -13,20 +13,20 @@ import signal
 import sys
 from typing import Any, Callable, Sequence
 
-from . import __version__
-from .config import Settings, load_settings_file, save_settings_file
-from .errors import ConfigError, WakewordError
+from wakeword import __version__
+from wakeword.config import Settings, build_engine, load_settings_file, save_settings_file
+from wakeword.errors import ConfigError, WakewordError
 
 log = logging.getLogger("wakeword")
 
 # Subcommands that live in their own modules, imported only when used: name -> (module, help).
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "export": ("wakeword.export", "export a Hugging Face audio classifier to (quantized) ONNX"),
-    "classify": ("wakeword.classify", "classify whole clips with a model"),
+    "export": ("wakeword.export.classifier", "export a Hugging Face audio classifier to (quantized) ONNX"),
+    "classify": ("wakeword.cli.classify", "classify whole clips with a model"),
     "train": ("wakeword.training.cli", "train a keyword model from synthetic speech"),
-    "transcribe": ("wakeword.transcribe_cli", "run the Whisper stage alone on a file (language ID + text)"),
-    "bench": ("wakeword.bench", "latency, CPU and memory per stage, backends side by side"),
-    "eval": ("wakeword.evaluate", "accuracy, recall, false accepts per hour and a DET curve on labelled audio"),
+    "transcribe": ("wakeword.cli.transcribe", "run the Whisper stage alone on a file (language ID + text)"),
+    "bench": ("wakeword.tools.bench", "latency, CPU and memory per stage, backends side by side"),
+    "eval": ("wakeword.tools.evaluate", "accuracy, recall, false accepts per hour and a DET curve on labelled audio"),
     "serve": ("wakeword.daemon.serve", "run as a background listener (hooks, event socket, Wyoming)"),
     "status": ("wakeword.daemon.control", "query a running `wakeword serve` for its counters"),
     "install-service": ("wakeword.daemon.service", "write a systemd unit for `wakeword serve`"),
@@ -38,17 +38,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"wakeword: error: {message} (see `{self.prog} --help`)\n")
-
-
-def positive_int(text: str) -> int:
-    """argparse type for counts (--top-k, --beam-size, --threads): a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _keyword_thresholds(text: str) -> dict[str, float]:
@@ -85,7 +74,7 @@ def add_microphone_options(p: argparse.ArgumentParser) -> None:
 
 def open_file_source(path: str, settings: Settings):
     """The source behind ``--input``: a file, or raw PCM on stdin for ``-``."""
-    from .audio import FileSource, RawStreamSource
+    from wakeword.audio.sources import FileSource, RawStreamSource
 
     if path == "-":
         return RawStreamSource(
@@ -97,7 +86,7 @@ def open_file_source(path: str, settings: Settings):
 
 def open_microphone_source(args: argparse.Namespace, settings: Settings):
     """The source behind ``--device``/``--duration-s``/``--block-ms``."""
-    from .audio import MicrophoneSource
+    from wakeword.audio.sources import MicrophoneSource
 
     if args.duration_s is not None and args.duration_s <= 0:
         raise ConfigError("--duration-s must be positive")
@@ -183,7 +172,7 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings_from_args(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     names = {f for f in Settings.__dataclass_fields__}
     given = {k: v for k, v in vars(args).items() if k in names}
     settings = Settings()
@@ -196,27 +185,10 @@ def _settings_from_args(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def _make_engine(settings: Settings):
-    from .classifier import load_classifier
-    from .engine import Engine
-
-    classifier = load_classifier(settings.model)
-    transcriber = None
-    if settings.handoff:
-        from .handoff import make_transcriber
-
-        transcriber = make_transcriber(
-            settings.asr_backend, model=settings.asr_model, compute_type=settings.compute_type,
-            beam_size=settings.beam_size,
-        )
-    return Engine(classifier, settings.engine_config(), transcriber=transcriber, language=settings.language,
-                  languages=settings.languages)
-
-
 def format_event(event, as_json: bool) -> str:
     """One line for an event: its JSON object, or the aligned text ``run`` prints."""
     if as_json:
-        from .events import event_to_json
+        from wakeword.events import event_to_json
 
         return event_to_json(event)
     if event.kind == "transcript":
@@ -241,16 +213,16 @@ def _emit_events(engine, source, as_json: bool) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings_from_args(args)
-    engine = _make_engine(settings)
+    settings = settings_from_args(args)
+    engine = build_engine(settings)
     source = open_file_source(args.input, settings)
     with engine:
         return _emit_events(engine, source, settings.json)
 
 
 def _cmd_listen(args: argparse.Namespace) -> int:
-    settings = _settings_from_args(args)
-    engine = _make_engine(settings)
+    settings = settings_from_args(args)
+    engine = build_engine(settings)
     source = open_microphone_source(args, settings)
     with engine:
         try:
@@ -261,7 +233,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
-    from .audio import list_input_devices
+    from wakeword.audio.sources import list_input_devices
 
     devices = list_input_devices()
     if args.json:

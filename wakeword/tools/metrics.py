@@ -3,7 +3,7 @@
 A :class:`ScoreTrace` is what one pass of the engine over a stream leaves
 behind: for every hop, whether the VAD gate was open and, if so, the
 classifier's scores for the keywords. :func:`replay` feeds a trace back
-through the engine's own :class:`~wakeword.detector.Detector` at any
+through the engine's own :class:`~wakeword.stream.detector.Detector` at any
 threshold, so a sweep of fifty thresholds costs one model pass, and the
 detections at the configured threshold are exactly the engine's.
 
@@ -27,7 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .detector import Detector, DetectorConfig
+from wakeword.pcm import SAMPLE_RATE
+from wakeword.stream.detector import Detector, DetectorConfig
 
 __all__ = [
     "FA_BUDGETS",
@@ -45,7 +46,6 @@ __all__ = [
     "threshold_grid",
 ]
 
-SAMPLE_RATE = 16_000
 FA_BUDGETS = (0.1, 0.5, 1.0)  # false accepts per hour at which the false-reject rate is reported
 
 

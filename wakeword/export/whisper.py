@@ -1,4 +1,4 @@
-"""Export a Whisper checkpoint for the torch-free ONNX hand-off backend (:mod:`wakeword.onnx_whisper`).
+"""Export a Whisper checkpoint for the torch-free ONNX hand-off backend (:mod:`wakeword.asr.onnx_whisper`).
 
 ``wakeword export CHECKPOINT --task automatic-speech-recognition --out DIR``
 loads a ``WhisperForConditionalGeneration`` (hub id or ``save_pretrained``
@@ -14,7 +14,7 @@ on ONNX against transformers' ``generate`` and writes::
     parity.json     tokens and language, ONNX vs generate, per input
     manifest.json   format wakeword-onnx-whisper: files + sha256, special and language token ids, versions
 
-``manifest.json`` is written last. Called through :func:`wakeword.export.export`.
+``manifest.json`` is written last. Called through :func:`wakeword.export.classifier.export`.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, ModelError
-from .export import ASR_TASK
+from wakeword.errors import ConfigError, ModelError
+from wakeword.export.classifier import ASR_TASK
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from .export import ExportOptions, ExportResult
+    from wakeword.export.classifier import ExportOptions, ExportResult
 
 __all__ = ["ASR_TASK", "export_whisper", "whisper_tokens"]
 
@@ -74,7 +74,7 @@ def whisper_tokens(generation_config: Any, config: Any) -> dict[str, Any]:
 
 
 def _load(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
-    from .export import _load_config, _one_line
+    from wakeword.export.classifier import _load_config, _one_line
 
     config, where = _load_config(transformers, source, is_local)
     if getattr(config, "model_type", None) != "whisper":
@@ -98,9 +98,9 @@ def export_whisper(
     is_local: bool,
     progress: Callable[[str], None] | None,
 ) -> ExportResult:
-    """The ``automatic-speech-recognition`` branch of :func:`wakeword.export.export`."""
-    from . import export as ex
-    from .features import feature_options_to_dict
+    """The ``automatic-speech-recognition`` branch of :func:`wakeword.export.classifier.export`."""
+    from wakeword.export import classifier as ex
+    from wakeword.features import feature_options_to_dict
 
     if options.window_samples is not None:
         raise ConfigError("--window-ms applies to audio classifiers, not to automatic-speech-recognition")
@@ -118,9 +118,9 @@ def export_whisper(
         extractor, tokenizer, hf_model = _load(transformers, source, is_local)
     config = hf_model.config
     features = ex._feature_options(ex.SUPPORTED_MODEL_TYPES["whisper"], extractor, config, model)
-    if features.sample_rate != ex.ENGINE_SAMPLE_RATE:
+    if features.sample_rate != ex.SAMPLE_RATE:
         raise ModelError(f"{model}: the model expects {features.sample_rate} Hz audio; "
-                         f"the engine feeds {ex.ENGINE_SAMPLE_RATE} Hz")
+                         f"the engine feeds {ex.SAMPLE_RATE} Hz")
     tokens = whisper_tokens(hf_model.generation_config, config)
     n_params = sum(p.numel() for p in hf_model.parameters())
 
@@ -225,9 +225,9 @@ def _parity(hf_model: Any, model_dir: Path, models: dict[str, dict[str, str]], o
             features: Any, torch: Any) -> dict[str, Any]:
     """Tokens and language of ONNX greedy decoding vs ``generate`` (greedy), first
     :data:`PARITY_MAX_NEW_TOKENS` generated tokens, on speech clips and random audio."""
-    from .export import _parity_inputs
-    from .features import WhisperLogMel
-    from .onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
+    from wakeword.export.classifier import _parity_inputs
+    from wakeword.features import WhisperLogMel
 
     ours = {p: OnnxWhisperTranscriber(model_dir, compute_type="float32" if p == "fp32" else "int8", threads=1,
                                       max_new_tokens=PARITY_MAX_NEW_TOKENS, verify=False) for p in models}

@@ -22,7 +22,8 @@ from typing import BinaryIO, Callable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import AudioFileError, ConfigError, DeviceError, InvalidAudioError
+from wakeword.errors import AudioFileError, ConfigError, DeviceError, InvalidAudioError
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = [
     "SAMPLE_RATE",
@@ -39,7 +40,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 RAW_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 
 

@@ -13,7 +13,7 @@ The manifest lists labelled audio, paths relative to the manifest's folder:
 
 Clips give accuracy and a confusion matrix. Streams run through the real
 engine once; the recorded per-hop scores are then replayed through the
-detector at every threshold of a sweep (:mod:`wakeword.metrics`), giving
+detector at every threshold of a sweep (:mod:`wakeword.tools.metrics`), giving
 recall, false accepts per hour, the false-reject rate at 0.1, 0.5 and 1 false
 accepts per hour, a DET curve, detection latency and a recommended
 threshold. ``--peer openwakeword[:NAME]`` runs openWakeWord's head on the
@@ -36,14 +36,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .cli import positive_int
-from .errors import AudioError, ConfigError
+from wakeword.config import positive_int
+from wakeword.errors import AudioError, ConfigError
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["EVAL_SCHEMA", "Manifest", "add_parser", "evaluate", "load_manifest", "run"]
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16_000
 CSV_COLUMNS = ("path", "label", "keyword", "onset_s", "offset_s")
 
 
@@ -168,13 +168,13 @@ def _short(names: Sequence[str], limit: int = 12) -> str:
 def clip_scores(classifier: Any, audio: np.ndarray, hop_samples: int) -> np.ndarray:
     """Scores of one clip: centred in the window if shorter; if longer, the window (every hop) whose
     best non-background label (not starting with ``_``) is the most confident."""
-    w = int(classifier.window_samples)
+    w = int(classifier.info.window_samples)
     if audio.shape[0] <= w:
         window = np.zeros(w, np.float32)
         start = (w - audio.shape[0]) // 2
         window[start : start + audio.shape[0]] = audio
         return np.asarray(classifier.scores(window), dtype=np.float32).copy()
-    foreground = np.array([not l.startswith("_") for l in classifier.labels])
+    foreground = np.array([not l.startswith("_") for l in classifier.info.labels])
     best, best_score = None, -1.0
     for start in range(0, audio.shape[0] - w + 1, hop_samples):
         s = np.asarray(classifier.scores(np.ascontiguousarray(audio[start : start + w])), dtype=np.float32)
@@ -210,10 +210,10 @@ class Progress:
 
 
 def _evaluate_clips(classifier: Any, clips: Sequence[Clip], hop_samples: int, progress: Progress) -> dict:
-    labels = list(classifier.labels)
+    labels = list(classifier.info.labels)
     truth, predicted = [], []
     for clip in clips:
-        from .audio import read_file
+        from wakeword.audio.sources import read_file
 
         audio = read_file(clip.path, require_audio=False)
         scores = clip_scores(classifier, audio, hop_samples)
@@ -236,8 +236,8 @@ def _evaluate_streams(
     classifier: Any, streams: Sequence[Stream], config: Any, keyword_names: dict[str, str],
     tolerance_s: float, target_fa: float, progress: Progress,
 ) -> dict:
-    from .audio import FileSource
-    from .metrics import (
+    from wakeword.audio.sources import FileSource
+    from wakeword.tools.metrics import (
         KeywordSpan,
         det_points,
         frr_at_budgets,
@@ -246,7 +246,7 @@ def _evaluate_streams(
         sweep,
         threshold_grid,
     )
-    from .probes import record_trace
+    from wakeword.tools.probes import record_trace
 
     keywords = tuple(config.detector.keywords)
     traces = []
@@ -462,9 +462,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _engine_config(args: argparse.Namespace, keywords: tuple[str, ...]):
-    from .detector import DetectorConfig
-    from .engine import EngineConfig
-    from .vad import VadConfig
+    from wakeword.engine import EngineConfig
+    from wakeword.stream.detector import DetectorConfig
+    from wakeword.stream.vad import VadConfig
 
     hangover = {} if args.vad_hangover_ms is None else {"hangover_ms": args.vad_hangover_ms}
     return EngineConfig(
@@ -487,22 +487,23 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{plot}: already exists; pass --force to overwrite it")
     manifest = load_manifest(args.data)  # structure and files: before any model loads
 
-    from .classifier import default_keywords, load_classifier
-    from .peers import load_peer
+    from wakeword.classifiers import load_classifier
+    from wakeword.classifiers.base import default_keywords
+    from wakeword.tools.peers import load_peer
 
     peers = [(spec, load_peer(spec, args.threads)) for spec in args.peer]
     classifier = load_classifier(args.model, threads=args.threads)
-    labels = tuple(classifier.labels)
+    labels = tuple(classifier.info.labels)
     if args.keywords:
         keywords = tuple(k.strip() for k in args.keywords.split(",") if k.strip())
     else:
         keywords = tuple(getattr(classifier, "keywords", ()) or default_keywords(labels))
     config = _engine_config(args, keywords)  # validates thresholds and keywords
-    from .detector import Detector
+    from wakeword.stream.detector import Detector
 
     Detector(labels, config.detector)
     stream_keywords = sorted({k for s in manifest.streams for k, *_ in s.keywords})
-    check_labels(manifest, labels, [*keywords, *[p.keywords[0] for _, p in peers if p.keywords[0] in stream_keywords]])
+    check_labels(manifest, labels, [*keywords, *[p.info.keywords[0] for _, p in peers if p.info.keywords[0] in stream_keywords]])
 
     stream_s = sum(_duration(s.path, s.row) for s in manifest.streams)
     total_s = sum(_duration(c.path, c.row) for c in manifest.clips) + (1 + len(peers)) * stream_s
@@ -514,7 +515,7 @@ def run(args: argparse.Namespace) -> int:
         for spec, peer in peers:
             if not manifest.streams:
                 break
-            peer_config = _engine_config(args, peer.keywords)
+            peer_config = _engine_config(args, peer.info.keywords)
             results.append({"model": str(peer.head_path), **evaluate(
                 manifest, peer, peer_config, spec, tolerance_s=args.tolerance_s,
                 target_fa_per_hour=args.target_fa_per_hour, clips=False, progress=progress)})
@@ -539,7 +540,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _duration(path: Path, where: str) -> float:
     """Seconds of audio in ``path``; an unreadable file is reported with its manifest row."""
-    from .audio import FileSource
+    from wakeword.audio.sources import FileSource
 
     try:
         source = FileSource(path)
@@ -611,7 +612,7 @@ def write_det_plot(report: dict, path: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as e:
-        from .errors import DependencyError
+        from wakeword.errors import DependencyError
 
         raise DependencyError(f"--plot needs matplotlib ({e}); pip install 'wakeword[eval]'") from e
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100)

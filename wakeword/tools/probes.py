@@ -8,7 +8,7 @@ is measured is the real pipeline, not a copy of it:
 * :func:`instrument` times the VAD, the classifier (split into features and
   inference when the backend exposes its feature stage) and the detector;
 * :func:`record_trace` runs a stream once and keeps, per hop, whether the
-  gate was open and the keyword scores, for :func:`wakeword.metrics.replay`.
+  gate was open and the keyword scores, for :func:`wakeword.tools.metrics.replay`.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from .audio import AudioSource
-from .classifier import Classifier
-from .engine import Engine, EngineConfig
-from .events import Detection
-from .metrics import ScoreTrace
+from wakeword.audio.sources import AudioSource
+from wakeword.classifiers.base import Classifier
+from wakeword.engine import Engine, EngineConfig
+from wakeword.events import Detection
+from wakeword.tools.metrics import ScoreTrace
 
 __all__ = ["StageClock", "instrument", "record_trace", "split_features"]
 
@@ -190,7 +190,7 @@ def record_trace(
     ``config.detector``'s settings gives back exactly the engine's detections.
     ``on_block(samples)`` is called after each block (progress).
     """
-    labels = tuple(classifier.labels)
+    labels = tuple(classifier.info.labels)
     columns = np.array([labels.index(k) for k in keywords], dtype=np.intp)
     gate: list[bool] = []
     scores: list[np.ndarray] = []

@@ -31,9 +31,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ConfigError, DependencyError, ModelError
-from .features import WhisperLogMel, feature_options_from_dict
-from .handoff import SAMPLE_RATE, TranscriptResult, _sha256_file, check_language, command_audio
+from wakeword.asr.base import TranscriptResult, check_language, command_audio
+from wakeword.errors import ConfigError, DependencyError, ModelError
+from wakeword.features import WhisperLogMel, feature_options_from_dict
+from wakeword.manifest import sha256_file
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = [
     "EXPORT_HINT",
@@ -121,12 +123,12 @@ def _verify_files(model_dir: Path, manifest: dict[str, Any], names: Sequence[str
             raise ModelError(f"{model_dir}: the manifest lists no checksum for {name}; {EXPORT_HINT}")
         if not path.is_file():
             raise ModelError(f"{model_dir}: {name} is missing; {EXPORT_HINT}")
-        if path.stat().st_size != entry.get("bytes") or _sha256_file(path) != entry.get("sha256"):
+        if path.stat().st_size != entry.get("bytes") or sha256_file(path) != entry.get("sha256"):
             raise ModelError(f"{path}: checksum mismatch (corrupt or altered file); {EXPORT_HINT}")
 
 
 class OnnxWhisperTranscriber:
-    """A :class:`~wakeword.handoff.Transcriber` on an ONNX Whisper export (greedy, temperature 0).
+    """A :class:`~wakeword.asr.faster_whisper.Transcriber` on an ONNX Whisper export (greedy, temperature 0).
 
     ``model``: ``"base"`` (:func:`default_onnx_dir`) or an export directory.
     ``compute_type``: ``int8`` (default), ``float32``, or ``default``/``auto``

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .audio import read_file
-from .cli import positive_int
-from .errors import AudioError, AudioFileError, ConfigError, ModelError
+from wakeword.audio.sources import read_file
+from wakeword.config import positive_int
+from wakeword.errors import AudioError, AudioFileError, ConfigError, ModelError
 
 __all__ = ["DEFAULT_MODEL_DIR", "add_parser", "audio_files", "run"]
 
@@ -100,13 +100,13 @@ def run(args: argparse.Namespace) -> int:
             f"`wakeword export MIT/ast-finetuned-speech-commands-v2 --out {DEFAULT_MODEL_DIR}` "
             "or pass --model DIR"
         )
-    from .onnx_classifier import OnnxClassifier, top_predictions
+    from wakeword.classifiers.onnx import OnnxClassifier, top_predictions
 
     classifier = OnnxClassifier(model_dir, precision=args.precision, threads=args.threads)
     single = len(args.files) == 1 and not Path(args.files[0]).is_dir()
     if single:
         clip = read_file(args.files[0])
-        print(json.dumps(top_predictions(classifier.clip_scores(clip), classifier.labels, args.top_k)))
+        print(json.dumps(top_predictions(classifier.clip_scores(clip), classifier.info.labels, args.top_k)))
         return 0
     failures = 0
     for path in audio_files(args.files):
@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             print(f"wakeword: error: {e}", file=sys.stderr)
             continue
-        predictions = top_predictions(classifier.clip_scores(clip), classifier.labels, args.top_k)
+        predictions = top_predictions(classifier.clip_scores(clip), classifier.info.labels, args.top_k)
         print(json.dumps({"file": str(path), "predictions": predictions}), flush=True)
     if failures:
         log.warning("%d file(s) could not be classified", failures)

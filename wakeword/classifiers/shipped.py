@@ -10,7 +10,7 @@ DEFAULT_MODEL_NAME = "speech-commands"
 
 
 def models_dir() -> Path:
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the wakeword package
     for candidate in (here / "models", here.parent / "models"):  # wheel, then source checkout
         if (candidate / "speech-embedding").is_dir():
             return candidate

@@ -13,9 +13,9 @@ import logging
 import time
 from typing import Any
 
-from .audio import read_file
-from .cli import positive_int
-from .errors import ConfigError
+from wakeword.audio.sources import read_file
+from wakeword.config import positive_int
+from wakeword.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     if args.beam_size < 1 or args.threads < 1:
         raise ConfigError("--beam-size and --threads must be positive")
-    from .handoff import make_transcriber
+    from wakeword.asr.base import make_transcriber
 
     audio = read_file(args.file)  # bad input fails before the model loads
     t0 = time.monotonic()

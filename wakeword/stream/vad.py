@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError, DependencyError
+from wakeword.errors import ConfigError, DependencyError
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["VadConfig", "VadGate"]
 
-SAMPLE_RATE = 16_000
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""Measurement: ``wakeword bench`` and ``wakeword eval``, their metrics, probes and operation counts."""
