@@ -78,7 +78,7 @@ def _prepare(workdir: Path) -> tuple[Path, Path]:
             num_mel_bins=128, max_length=128, mean=-6.845978, std=5.5654526
         ).save_pretrained(checkpoint)
     if not (onnx_dir / "manifest.json").exists():
-        from wakeword.export.classifier import export
+        from wakeword.export.command import export
 
         export(
             str(checkpoint),

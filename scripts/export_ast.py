@@ -18,7 +18,7 @@ from __future__ import annotations
 import sys
 
 from wakeword.cli.app import main
-from wakeword.export.classifier import DEFAULT_MODEL
+from wakeword.export.command import DEFAULT_MODEL
 
 if __name__ == "__main__":
     extra = sys.argv[1:]

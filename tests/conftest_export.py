@@ -135,7 +135,7 @@ def checkpoint(kind: str, root: Path) -> Path:
 
 def exported(kind: str, root: Path, **options) -> Path:
     """The export of the tiny ``kind`` checkpoint (built and exported once per session)."""
-    from wakeword.export.classifier import export
+    from wakeword.export.command import export
 
     path = root / f"{kind}-onnx"
     if not (path / "manifest.json").exists():

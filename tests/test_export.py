@@ -27,7 +27,7 @@ from conftest_export import (
 )
 
 from wakeword.errors import ConfigError, DependencyError, ModelError
-from wakeword.export.classifier import ExportOptions, add_parser, export, run
+from wakeword.export.command import ExportOptions, add_parser, export, run
 from wakeword.features import build_feature_extractor
 from wakeword.manifest import sha256_file
 
@@ -236,7 +236,7 @@ def test_missing_export_extra_is_a_dependency_error(monkeypatch, root, tmp_path)
 def test_a_failing_quantizer_is_a_one_line_model_error(monkeypatch, root, tmp_path):
     import wakeword.export.classifier as export_module
 
-    real = export_module._import_export_stack
+    real = export_module.import_export_stack
 
     def broken_stack():
         stack = real()
@@ -246,7 +246,7 @@ def test_a_failing_quantizer_is_a_one_line_model_error(monkeypatch, root, tmp_pa
 
         return {**stack, "quantize_dynamic": quantize_dynamic}
 
-    monkeypatch.setattr(export_module, "_import_export_stack", broken_stack)
+    monkeypatch.setattr(export_module, "import_export_stack", broken_stack)
     with pytest.raises(
         ModelError, match="could not quantize the model \\(try --quantize none\\): RuntimeError"
     ) as info:
@@ -258,7 +258,7 @@ def test_a_failing_quantizer_is_a_one_line_model_error(monkeypatch, root, tmp_pa
 
 def test_hub_id_that_cannot_be_fetched_is_one_line(tmp_path):
     code = (
-        "from wakeword.export.classifier import export\n"
+        "from wakeword.export.command import export\n"
         "from wakeword.errors import ModelError\n"
         "try:\n"
         f"    export('MIT/ast-finetuned-speech-commands-v2', {str(tmp_path / 'out')!r})\n"
@@ -302,9 +302,9 @@ def test_default_model_is_the_speech_commands_ast():
 def test_command_modules_import_no_torch():
     code = (
         "import sys, argparse\n"
-        "import wakeword.export.classifier, wakeword.cli.classify, wakeword.classifiers.onnx\n"
+        "import wakeword.export.command, wakeword.cli.classify, wakeword.classifiers.onnx\n"
         "p = argparse.ArgumentParser(); s = p.add_subparsers()\n"
-        "wakeword.export.classifier.add_parser(s); wakeword.cli.classify.add_parser(s)\n"
+        "wakeword.export.command.add_parser(s); wakeword.cli.classify.add_parser(s)\n"
         "bad = [m for m in ('torch', 'transformers', 'optimum', 'onnx') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

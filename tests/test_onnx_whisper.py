@@ -241,7 +241,7 @@ def test_damaged_exports_give_one_line_errors_that_say_how_to_export(tiny, tmp_p
 
 @pytest.mark.export
 def test_export_refuses_a_non_whisper_checkpoint_and_a_non_empty_output(tiny, tmp_path):
-    from wakeword.export.classifier import export
+    from wakeword.export.command import export
 
     _, ckpt, out = tiny
     ast = tmp_path / "ast"

@@ -21,7 +21,7 @@ log = logging.getLogger("wakeword")
 
 # Subcommands that live in their own modules, imported only when used: name -> (module, help).
 EXTERNAL_COMMANDS: dict[str, tuple[str, str]] = {
-    "export": ("wakeword.export.classifier", "export a Hugging Face audio classifier to (quantized) ONNX"),
+    "export": ("wakeword.export.command", "export a Hugging Face audio classifier to (quantized) ONNX"),
     "classify": ("wakeword.cli.classify", "classify whole clips with a model"),
     "train": ("wakeword.training.cli", "train a keyword model from synthetic speech"),
     "transcribe": ("wakeword.cli.transcribe", "run the Whisper stage alone on a file (language ID + text)"),

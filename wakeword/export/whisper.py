@@ -28,12 +28,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wakeword.errors import ConfigError, ModelError
-from wakeword.export.classifier import ASR_TASK
+from wakeword.export import common
+from wakeword.export.common import ASR_TASK
+from wakeword.manifest import sha256_file, write_manifest
+from wakeword.pcm import SAMPLE_RATE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from wakeword.export.classifier import ExportOptions, ExportResult
+    from wakeword.export.common import ExportOptions, ExportResult
 
 __all__ = ["ASR_TASK", "export_whisper", "whisper_tokens"]
 
@@ -74,9 +77,9 @@ def whisper_tokens(generation_config: Any, config: Any) -> dict[str, Any]:
 
 
 def _load(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
-    from wakeword.export.classifier import _load_config, _one_line
+    from wakeword.export.common import load_config, one_line
 
-    config, where = _load_config(transformers, source, is_local)
+    config, where = load_config(transformers, source, is_local)
     if getattr(config, "model_type", None) != "whisper":
         raise ModelError(f"{source}: model type {getattr(config, 'model_type', None)!r} is not whisper; "
                          f"--task {ASR_TASK} exports Whisper checkpoints only")
@@ -85,7 +88,7 @@ def _load(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
         model = transformers.WhisperForConditionalGeneration.from_pretrained(source)
     except (OSError, ValueError, KeyError) as e:
-        raise ModelError(f"could not load {where} as a Whisper checkpoint with its tokenizer: {_one_line(e)}") from e
+        raise ModelError(f"could not load {where} as a Whisper checkpoint with its tokenizer: {one_line(e)}") from e
     model.eval()
     return extractor, tokenizer, model
 
@@ -105,31 +108,31 @@ def export_whisper(
     if options.window_samples is not None:
         raise ConfigError("--window-ms applies to audio classifiers, not to automatic-speech-recognition")
     if is_local:
-        model_type = ex._peek_model_type(Path(source))
+        model_type = common.peek_model_type(Path(source))
         if model_type != "whisper":
             raise ModelError(f"{source}: model type {model_type!r} is not whisper; "
                              f"--task {ASR_TASK} exports Whisper checkpoints only")
 
-    stages = ex._Stages(5 if options.quantize == "int8" else 4, progress)
+    stages = common.Stages(5 if options.quantize == "int8" else 4, progress)
     stages(f"loading {model} with transformers")
-    stack = ex._import_export_stack()
+    stack = common.import_export_stack()
     torch, transformers = stack["torch"], stack["transformers"]
-    with ex._transformers_errors_only(transformers):
+    with common.transformers_errors_only(transformers):
         extractor, tokenizer, hf_model = _load(transformers, source, is_local)
     config = hf_model.config
-    features = ex._feature_options(ex.SUPPORTED_MODEL_TYPES["whisper"], extractor, config, model)
-    if features.sample_rate != ex.SAMPLE_RATE:
+    features = ex.feature_options(ex.SUPPORTED_MODEL_TYPES["whisper"], extractor, config, model)
+    if features.sample_rate != SAMPLE_RATE:
         raise ModelError(f"{model}: the model expects {features.sample_rate} Hz audio; "
-                         f"the engine feeds {ex.SAMPLE_RATE} Hz")
+                         f"the engine feeds {SAMPLE_RATE} Hz")
     tokens = whisper_tokens(hf_model.generation_config, config)
     n_params = sum(p.numel() for p in hf_model.parameters())
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
     try:
-        with ex._quiet_export_chatter(), ex._transformers_errors_only(transformers):
+        with common.quiet_export_chatter(), common.transformers_errors_only(transformers):
             stages(f"exporting encoder + merged decoder with past to ONNX with optimum ({n_params:,} parameters)")
-            with ex._step_errors(f"optimum could not export {model}"):
+            with common.step_errors(f"optimum could not export {model}"):
                 stack["onnx_export_from_model"](
                     hf_model, staging / "optimum", task=OPTIMUM_TASK, opset=options.opset,
                     do_validation=False, preprocessors=[extractor],
@@ -148,11 +151,11 @@ def export_whisper(
                 models["int8"] = {}
                 for part in (ENCODER, DECODER):
                     src, dst = staging / f"{part}.onnx", staging / f"{part}.int8.onnx"
-                    with ex._step_errors(f"onnxruntime could not quantize {src.name} (try --quantize none)"):
+                    with common.step_errors(f"onnxruntime could not quantize {src.name} (try --quantize none)"):
                         stack["quantize_dynamic"](
                             str(src), str(dst), weight_type=stack["QuantType"].QInt8,
                             op_types_to_quantize=list(options.quantize_op_types), per_channel=PER_CHANNEL,
-                            use_external_data_format=src.stat().st_size > ex._PROTOBUF_LIMIT,
+                            use_external_data_format=src.stat().st_size > common.PROTOBUF_LIMIT,
                             extra_options={"EnableSubgraph": True},
                         )
                     models["int8"][part.split("_")[0]] = dst.name
@@ -191,20 +194,20 @@ def export_whisper(
                 "extra_options": {"EnableSubgraph": True},
             },
             "files": {},
-            "versions": ex._versions(),
+            "versions": common.versions(),
             "exporter": "optimum.exporters.onnx.onnx_export_from_model",
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
-        manifest["files"] = {n: {"sha256": ex.sha256_file(staging / n), "bytes": (staging / n).stat().st_size}
+        manifest["files"] = {n: {"sha256": sha256_file(staging / n), "bytes": (staging / n).stat().st_size}
                              for n in names}
-        ex._write_json(staging / "manifest.json", manifest)  # lets the runtime read the staging dir for parity
+        write_manifest(staging / "manifest.json", manifest)  # lets the runtime read the staging dir for parity
 
         stages("checking greedy decoding on ONNX against transformers' generate")
-        with ex._transformers_errors_only(transformers):
+        with common.transformers_errors_only(transformers):
             parity = _parity(hf_model, staging, models, options, features, torch)
-        ex._write_json(staging / "parity.json", parity)
+        write_manifest(staging / "parity.json", parity)
         names.append("parity.json")
-        manifest["files"]["parity.json"] = {"sha256": ex.sha256_file(staging / "parity.json"),
+        manifest["files"]["parity.json"] = {"sha256": sha256_file(staging / "parity.json"),
                                             "bytes": (staging / "parity.json").stat().st_size}
         manifest["parity"] = {k: v for k, v in parity.items() if k != "per_input"}
 
@@ -213,12 +216,12 @@ def export_whisper(
         (out / "manifest.json").unlink(missing_ok=True)  # an interrupted overwrite leaves no stale manifest
         for name in names:
             os.replace(staging / name, out / name)
-        ex._write_json(out / "manifest.json", manifest)
+        write_manifest(out / "manifest.json", manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     sizes = {n: (out / n).stat().st_size for n in names if n.endswith(".onnx") or n.endswith(".onnx_data")}
     stages.done(", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in sizes.items()))
-    return ex.ExportResult(out_dir=out, manifest=manifest, parity=parity, files=sizes)
+    return common.ExportResult(out_dir=out, manifest=manifest, parity=parity, files=sizes)
 
 
 def _parity(hf_model: Any, model_dir: Path, models: dict[str, dict[str, str]], options: ExportOptions,
@@ -226,14 +229,14 @@ def _parity(hf_model: Any, model_dir: Path, models: dict[str, dict[str, str]], o
     """Tokens and language of ONNX greedy decoding vs ``generate`` (greedy), first
     :data:`PARITY_MAX_NEW_TOKENS` generated tokens, on speech clips and random audio."""
     from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
-    from wakeword.export.classifier import _parity_inputs
+    from wakeword.export.common import parity_inputs
     from wakeword.features import WhisperLogMel
 
     ours = {p: OnnxWhisperTranscriber(model_dir, compute_type="float32" if p == "fp32" else "int8", threads=1,
                                       max_new_tokens=PARITY_MAX_NEW_TOKENS, verify=False) for p in models}
     extract = WhisperLogMel(features)
     rows = []
-    for name, kind, audio in _parity_inputs(options, 30 * features.sample_rate):
+    for name, kind, audio in parity_inputs(options, 30 * features.sample_rate):
         reference, language = generate_reference(hf_model, extract(audio), torch, PARITY_MAX_NEW_TOKENS)
         row: dict[str, Any] = {"input": name, "kind": kind, "generate_language": language,
                                "generate_tokens": len(reference)}
