@@ -129,13 +129,6 @@ def test_errors_are_one_line(model_dir, clips, tmp_path, capsys, argv, code, mes
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
-def test_default_model_directory_hint(clips, tmp_path, capsys, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    code, _, err = _run(capsys, str(clips / "a_mono16k.wav"))
-    assert code == 1
-    assert "wakeword export MIT/ast-finetuned-speech-commands-v2 --out models/ast-speech-commands" in err
-
-
 def test_truncated_wav(model_dir, clips, tmp_path, capsys):
     data = (clips / "a_mono16k.wav").read_bytes()
     (tmp_path / "cut.wav").write_bytes(data[: len(data) // 2])

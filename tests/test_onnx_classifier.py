@@ -20,7 +20,8 @@ from conftest_export import KINDS, checkpoint, exported, session_root
 
 from wakeword.classifiers import load_classifier
 from wakeword.classifiers.base import Classifier
-from wakeword.classifiers.onnx import OnnxClassifier, classify, top_predictions
+from wakeword.classifiers.clips import top_predictions
+from wakeword.classifiers.onnx import OnnxClassifier, classify
 from wakeword.errors import ConfigError, InvalidAudioError, ModelError
 from wakeword.onnxrt import default_threads
 

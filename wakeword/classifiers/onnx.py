@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 
 from wakeword.classifiers.base import ModelInfo
+from wakeword.classifiers.clips import top_predictions
 from wakeword.errors import ConfigError, InvalidAudioError, ModelError
 from wakeword.features import FeatureExtractor, build_feature_extractor
 from wakeword.manifest import MANIFEST, read_manifest, sha256_bytes, verified_file
 from wakeword.onnxrt import default_threads, open_session
 from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["OnnxClassifier", "classify", "from_spec", "top_predictions"]
+__all__ = ["OnnxClassifier", "classify", "from_spec"]
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,8 @@ class OnnxClassifier:
         self._window_samples = int(manifest["window_samples"])
         self.info = ModelInfo(labels=self._labels, window_samples=self._window_samples)
         self._multi_label = bool(manifest.get("multi_label", False))
-        self._features: FeatureExtractor = build_feature_extractor(manifest["features"])
-        if self._features.options.sample_rate != manifest["sampling_rate"]:  # type: ignore[attr-defined]
+        self.features: FeatureExtractor = build_feature_extractor(manifest["features"])
+        if self.features.options.sample_rate != manifest["sampling_rate"]:  # type: ignore[attr-defined]
             raise ModelError(f"{self.model_dir}: feature sampling rate disagrees with the manifest's")
         self._input_name = manifest["input_name"]
         self._output_name = manifest["output_name"]
@@ -136,7 +137,7 @@ class OnnxClassifier:
         # preallocated model input and output, bound once: scores() allocates only its return value
         import onnxruntime as ort
 
-        self._input = np.zeros(self._features.input_shape(self._window_samples), dtype=np.float32)
+        self._input = np.zeros(self.features.input_shape(self._window_samples), dtype=np.float32)
         self._logits = np.zeros((1, len(self._labels)), dtype=np.float32)
         self._scores = np.empty(len(self._labels), dtype=np.float32)
         self._binding = self._session.io_binding()
@@ -162,7 +163,7 @@ class OnnxClassifier:
             raise InvalidAudioError(
                 f"classifier window must be {self._window_samples} mono samples, got shape {window.shape}"
             )
-        self._features(window, out=self._input)
+        self.features(window, out=self._input)
         self._run_bound()
         return self._probabilities(self._logits[0], self._scores).copy()
 
@@ -177,7 +178,7 @@ class OnnxClassifier:
         audio = np.asarray(audio, dtype=np.float32)
         if audio.ndim != 1 or audio.shape[0] == 0:
             raise InvalidAudioError(f"expected a non-empty mono clip, got shape {audio.shape}")
-        features = self._features(audio)
+        features = self.features(audio)
         try:
             logits = self._session.run([self._output_name], {self._input_name: features})[0]
         except Exception as e:  # onnxruntime raises its own exception types
@@ -231,7 +232,7 @@ class OnnxClassifier:
                 f"{self.model_dir}: the ONNX model's inputs {sorted(inputs)} / outputs {sorted(outputs)} "
                 f"do not match the manifest ({self._input_name!r} -> {self._output_name!r})"
             )
-        expected = self._features.input_shape(self._window_samples)
+        expected = self.features.input_shape(self._window_samples)
         declared = inputs[self._input_name].shape
         fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and i > 0]
         if len(declared) != len(expected) or any(expected[i] != d for i, d in fixed):
@@ -239,16 +240,6 @@ class OnnxClassifier:
                 f"{self.model_dir}: the features have shape {expected}, "
                 f"the ONNX model takes {tuple(declared)}"
             )
-
-
-def top_predictions(
-    scores: np.ndarray, labels: tuple[str, ...] | list[str], top_k: int = 5
-) -> list[dict[str, Any]]:
-    """``[{"score": float, "label": str}, ...]``, best first, as the transformers pipeline returns."""
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")
-    order = np.argsort(-scores, kind="stable")[: min(top_k, len(labels))]
-    return [{"score": float(scores[i]), "label": labels[i]} for i in order]
 
 
 def classify(

@@ -18,7 +18,7 @@ from wakeword.classifiers.shipped import default_model_dir
 from wakeword.errors import ModelError
 from wakeword.manifest import read_manifest
 
-__all__ = ["BACKENDS", "DIRECTORY_KINDS", "load_classifier", "model_kind", "register_backend"]
+__all__ = ["BACKENDS", "DIRECTORY_KINDS", "load_classifier", "model_directory", "model_kind", "register_backend"]
 
 # --model NAME[:SPEC] -> a factory taking SPEC (the text after the colon)
 BACKENDS: dict[str, str] = {
@@ -65,29 +65,39 @@ def model_kind(path: str | Path) -> str:
     raise ModelError(f"{Path(path) / 'manifest.json'}: not a model this wakeword reads (expected one of: {kinds})")
 
 
-def load_classifier(model: str | Path = "default", threads: int | None = None) -> Classifier:
-    """Build a classifier from ``--model``: ``default`` (the shipped keyword model), a model
-    directory (our keyword heads or exported Hugging Face classifiers), or ``NAME[:SPEC]`` for a
-    registered backend (``tone``, ``onnx:DIR``)."""
+def model_directory(model: str | Path) -> Path | None:
+    """The directory ``--model`` names (``default`` is the shipped model's), or ``None`` for a ``NAME[:SPEC]`` backend."""
     text = str(model)
     if text == "default":
         path = default_model_dir()
         if not (path / "manifest.json").exists():
             raise ModelError(f"the default model is missing from {path}; reinstall wakeword or pass --model")
-        return _load_directory(path, threads)
-    name, sep, spec = text.partition(":")
+        return path
+    name, sep, _ = text.partition(":")
     if name in BACKENDS and (sep or not Path(text).is_dir()):
-        factory = _resolve(BACKENDS[name])
-        return factory(spec, threads=threads)  # type: ignore[no-any-return]  # a registered factory returns a Classifier
+        return None
     path = Path(text).expanduser()
     if path.is_dir():
-        return _load_directory(path, threads)
+        return path
     if path.exists():
         raise ModelError(f"model {text!r} is not a directory; expected a model directory with a manifest.json")
+    if "/" in text or text.startswith((".", "~")):
+        raise ModelError(f"{path}: no such model directory")
     valid = ", ".join(["default", *sorted(BACKENDS)])
     raise ModelError(f"unknown model {text!r}: not a directory and not one of: {valid} (or NAME:SPEC, e.g. onnx:DIR)")
 
 
-def _load_directory(path: Path, threads: int | None) -> Classifier:
-    cls = _resolve(model_kind(path))
-    return cls(path, threads=threads)  # type: ignore[no-any-return]  # a registered class implements Classifier
+def load_classifier(model: str | Path = "default", threads: int | None = None, precision: str | None = None) -> Classifier:
+    """Build a classifier from ``--model``: ``default`` (the shipped keyword model), a model
+    directory (our keyword heads or exported Hugging Face classifiers), or ``NAME[:SPEC]`` for a
+    registered backend (``tone``, ``onnx:DIR``). ``precision`` (``int8``/``fp32``) picks a model
+    directory's weights (``None``: its default)."""
+    path = model_directory(model)
+    if path is not None:
+        cls = _resolve(model_kind(path))
+        return cls(path, precision=precision, threads=threads)  # type: ignore[no-any-return]  # a registered class implements Classifier
+    name, _, spec = str(model).partition(":")
+    if precision is not None:
+        raise ModelError(f"--model {model}: a precision applies to model directories only")
+    factory = _resolve(BACKENDS[name])
+    return factory(spec, threads=threads)  # type: ignore[no-any-return]  # a registered factory returns a Classifier

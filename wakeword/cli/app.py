@@ -96,7 +96,7 @@ def open_microphone_source(args: argparse.Namespace, settings: Settings):
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS
     g = p.add_argument_group("model and detection")
-    g.add_argument("--model", default=S, help="model directory or built-in backend name (default: tone)")
+    g.add_argument("--model", default=S, help="default (the shipped keyword model), a model directory, or NAME[:SPEC] such as tone (default)")
     g.add_argument("--keywords", default=S, help="comma-separated keywords to detect (default: all of the model's)")
     g.add_argument("--threshold", type=float, default=S, help="detection threshold for every keyword (the model's recommended one, else 0.5)")
     g.add_argument("--thresholds", type=_keyword_thresholds, default=S, metavar="KW=T[,KW=T]",

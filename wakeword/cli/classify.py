@@ -1,4 +1,4 @@
-"""``wakeword classify FILE...``: whole clips through an exported model, JSON out.
+"""``wakeword classify FILE...``: whole clips through any model (the default one unless ``--model``), JSON out.
 
 One file prints the transformers pipeline's shape,
 ``[{"score": 0.99, "label": "backward"}, ...]``; several files or a directory
@@ -20,13 +20,12 @@ from typing import Any
 
 from wakeword.audio.sources import read_file
 from wakeword.config import positive_int
-from wakeword.errors import AudioError, AudioFileError, ConfigError, ModelError
+from wakeword.errors import AudioError, AudioFileError, ConfigError
 
-__all__ = ["DEFAULT_MODEL_DIR", "add_parser", "audio_files", "run"]
+__all__ = ["add_parser", "audio_files", "run"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_DIR = "models/ast-speech-commands"
 _EXTRA_EXTENSIONS = {"aif", "oga", "opus"}
 
 
@@ -35,16 +34,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "classify",
         help="classify whole clips with a model",
-        description="Classify audio files (WAV, FLAC, OGG..., any rate and channel count) with an exported "
-        "model directory. One file prints a JSON list of {score, label}; several files or a directory print "
-        "one JSON line per file.",
+        description="Classify audio files (WAV, FLAC, OGG..., any rate and channel count) with any model: "
+        "the shipped default, a model directory (a keyword model from `wakeword train`, a classifier from "
+        "`wakeword export`) or NAME[:SPEC]. One file prints a JSON list of {score, label}; several files or a "
+        "directory print one JSON line per file.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files or directories of audio files")
     p.add_argument(
         "--model",
         "-m",
-        default=DEFAULT_MODEL_DIR,
-        help=f"model directory written by `wakeword export` ({DEFAULT_MODEL_DIR})",
+        default="default",
+        help="default (the shipped keyword model), a model directory, or NAME[:SPEC] (default)",
     )
     p.add_argument(
         "--precision",
@@ -93,20 +93,14 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--top-k must be positive, got {args.top_k}")
     if args.threads is not None and args.threads < 1:
         raise ConfigError(f"--threads must be positive, got {args.threads}")
-    model_dir = Path(args.model)
-    if args.model == DEFAULT_MODEL_DIR and not model_dir.exists():
-        raise ModelError(
-            f"{model_dir}: no such model directory; create it with "
-            f"`wakeword export MIT/ast-finetuned-speech-commands-v2 --out {DEFAULT_MODEL_DIR}` "
-            "or pass --model DIR"
-        )
-    from wakeword.classifiers.onnx import OnnxClassifier, top_predictions
+    from wakeword.classifiers import load_classifier
+    from wakeword.classifiers.clips import clip_scores, top_predictions
 
-    classifier = OnnxClassifier(model_dir, precision=args.precision, threads=args.threads)
+    classifier = load_classifier(args.model, threads=args.threads, precision=args.precision)
     single = len(args.files) == 1 and not Path(args.files[0]).is_dir()
     if single:
         clip = read_file(args.files[0])
-        print(json.dumps(top_predictions(classifier.clip_scores(clip), classifier.info.labels, args.top_k)))
+        print(json.dumps(top_predictions(clip_scores(classifier, clip), classifier.info.labels, args.top_k)))
         return 0
     failures = 0
     for path in audio_files(args.files):
@@ -116,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
             failures += 1
             print(f"wakeword: error: {e}", file=sys.stderr)
             continue
-        predictions = top_predictions(classifier.clip_scores(clip), classifier.info.labels, args.top_k)
+        predictions = top_predictions(clip_scores(classifier, clip), classifier.info.labels, args.top_k)
         print(json.dumps({"file": str(path), "predictions": predictions}), flush=True)
     if failures:
         log.warning("%d file(s) could not be classified", failures)

@@ -42,7 +42,7 @@ from typing import Any
 
 from wakeword.classifiers.base import ModelInfo
 from wakeword.config import positive_int
-from wakeword.errors import ConfigError, DependencyError, ModelError, WakewordError
+from wakeword.errors import ConfigError, DependencyError, WakewordError
 from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["BENCH_SCHEMA", "add_parser", "machine_info", "plan_backends", "run"]
@@ -57,21 +57,20 @@ PEER_PREFIX = "peer:"
 
 
 def resolve_model(model: str) -> str:
-    if model == "default":
-        from wakeword.classifiers.shipped import default_model_dir
+    """``--model`` as the worker processes get it: a directory path where it names one (``default`` included)."""
+    from wakeword.classifiers.registry import model_directory
 
-        return str(default_model_dir())
-    return model
+    path = model_directory(model)
+    return model if path is None else str(path)
 
 
 def _manifest(model: str) -> dict[str, Any] | None:
-    path = Path(model) / "manifest.json"
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path}: unreadable manifest ({e})") from None
+    """A model directory's manifest; ``None`` for a ``NAME[:SPEC]`` backend."""
+    from wakeword.classifiers.registry import model_directory
+    from wakeword.manifest import read_manifest
+
+    path = model_directory(model)
+    return None if path is None else read_manifest(path)
 
 
 def transformers_source(manifest: dict[str, Any]) -> str | None:
@@ -139,24 +138,17 @@ def load_backend(model: str, backend: str, threads: int | None):
         from wakeword.tools.peers import load_peer
 
         return load_peer(backend[len(PEER_PREFIX) :], threads)
-    if backend == "default":
-        from wakeword.classifiers import load_classifier
+    from wakeword.classifiers import load_classifier
 
+    if backend == "default":
         return load_classifier(model, threads=threads)
-    manifest = _manifest(model) or {}
     if backend == "transformers":
+        manifest = _manifest(model) or {}
         source = transformers_source(manifest)
         if source is None:
             raise DependencyError("the transformers backend needs torch, transformers and the source checkpoint")
         return PipelineClassifier(source, manifest["window_samples"], threads)
-    precision = backend.removeprefix("onnx-")
-    if manifest.get("architecture") == "speech-embedding-head":
-        from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
-
-        return SpeechEmbeddingClassifier(model, precision=precision, threads=threads)
-    from wakeword.classifiers.onnx import OnnxClassifier
-
-    return OnnxClassifier(model, precision=precision, threads=threads)
+    return load_classifier(model, threads=threads, precision=backend.removeprefix("onnx-"))
 
 
 def read_labels(path: Path) -> list[tuple[str, float, float]]:

@@ -320,7 +320,7 @@ def evaluate(
 ) -> dict:
     """Metrics of one model on one manifest (see :data:`EVAL_SCHEMA`, ``models[]``)."""
     progress = progress or Progress(0, False)
-    hop = SAMPLE_RATE * (config.hop_ms or int(getattr(classifier, "preferred_hop_ms", 100))) // 1000
+    hop = SAMPLE_RATE * (config.hop_ms or classifier.info.hop_ms or 100) // 1000
     out: dict[str, Any] = {"name": name, "clips": None, "streams": None}
     if clips and manifest.clips:
         out["clips"] = _evaluate_clips(classifier, manifest.clips, hop, progress)
@@ -445,7 +445,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     g = p.add_argument_group("detection (as in `wakeword run`)")
     g.add_argument("--keywords", default=None, help="comma-separated keywords (default: the model's)")
-    g.add_argument("--threshold", type=float, default=0.5, help="threshold the headline figures use (0.5)")
+    g.add_argument("--threshold", type=float, default=None,
+                   help="threshold the headline figures use (default: the model's recommended one, else 0.5)")
     g.add_argument("--smoothing-hops", type=positive_int, default=3, help="average scores over N hops (3)")
     g.add_argument("--refractory-s", type=float, default=1.0, help="seconds before a keyword may fire again (1.0)")
     g.add_argument("--hop-ms", type=int, default=None, help="classifier hop (default: the model's)")
@@ -488,7 +489,6 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.data)  # structure and files: before any model loads
 
     from wakeword.classifiers import load_classifier
-    from wakeword.classifiers.base import default_keywords
     from wakeword.tools.peers import load_peer
 
     peers = [(spec, load_peer(spec, args.threads)) for spec in args.peer]
@@ -497,7 +497,9 @@ def run(args: argparse.Namespace) -> int:
     if args.keywords:
         keywords = tuple(k.strip() for k in args.keywords.split(",") if k.strip())
     else:
-        keywords = tuple(getattr(classifier, "keywords", ()) or default_keywords(labels))
+        keywords = classifier.info.default_keywords
+    if args.threshold is None:
+        args.threshold = classifier.info.thresholds.get(keywords[0], 0.5) if keywords else 0.5
     config = _engine_config(args, keywords)  # validates thresholds and keywords
     from wakeword.stream.detector import Detector
 

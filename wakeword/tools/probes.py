@@ -28,8 +28,8 @@ from wakeword.tools.metrics import ScoreTrace
 __all__ = ["StageClock", "instrument", "record_trace", "split_features"]
 
 # Attributes under which the backends keep their feature stage (called once per window):
-# SpeechEmbeddingClassifier and the openWakeWord peer: ``frontend``; OnnxClassifier: ``_features``.
-FEATURE_ATTRIBUTES = ("frontend", "_features")
+# SpeechEmbeddingClassifier and the openWakeWord peer: ``frontend``; OnnxClassifier: ``features``.
+FEATURE_ATTRIBUTES = ("frontend", "features")  # the public feature stage of our backends and the pipeline baseline
 
 
 class StageClock:
