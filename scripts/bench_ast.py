@@ -74,9 +74,9 @@ def _prepare(workdir: Path) -> tuple[Path, Path]:
             label2id={n: i for i, n in enumerate(labels)},
         )
         tf.ASTForAudioClassification(config).eval().save_pretrained(checkpoint)
-        tf.ASTFeatureExtractor(
-            num_mel_bins=128, max_length=128, mean=-6.845978, std=5.5654526
-        ).save_pretrained(checkpoint)
+        tf.ASTFeatureExtractor(num_mel_bins=128, max_length=128, mean=-6.845978, std=5.5654526).save_pretrained(
+            checkpoint
+        )
     if not (onnx_dir / "manifest.json").exists():
         from wakeword.export.command import export
 

@@ -101,16 +101,23 @@ class TransformersWhisper:
                 lang_ids = torch.tensor(sorted(self.id_to_lang))
                 if languages:
                     lang_ids = torch.tensor([self.model.generation_config.lang_to_id[f"<|{c}|>"] for c in languages])
-                logits = self.model(encoder_outputs=encoder_outputs,
-                                    decoder_input_ids=torch.tensor([[self.model.generation_config.decoder_start_token_id]])
-                                    ).logits[0, -1]
+                logits = self.model(
+                    encoder_outputs=encoder_outputs,
+                    decoder_input_ids=torch.tensor([[self.model.generation_config.decoder_start_token_id]]),
+                ).logits[0, -1]
                 all_lang = torch.tensor(sorted(self.id_to_lang))
                 probs = torch.softmax(logits[all_lang], -1)
                 best = int(lang_ids[int(torch.argmax(logits[lang_ids]))])
                 language = self.id_to_lang[best]
                 probability = float(probs[all_lang.tolist().index(best)])
-            ids = self.model.generate(encoder_outputs=encoder_outputs, language=language, task="transcribe",
-                                      return_timestamps=False, do_sample=False, num_beams=1)[0]
+            ids = self.model.generate(
+                encoder_outputs=encoder_outputs,
+                language=language,
+                task="transcribe",
+                return_timestamps=False,
+                do_sample=False,
+                num_beams=1,
+            )[0]
         text = self.processor.tokenizer.decode(ids, skip_special_tokens=True).strip()
         return TranscriptResult(text, language, probability, audio.shape[0] / SR)
 
@@ -126,8 +133,9 @@ def make_backend(spec: str, args: argparse.Namespace):
     if name in ("onnx", "onnx-fp32"):
         from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
 
-        return OnnxWhisperTranscriber(args.onnx_model, compute_type="float32" if name == "onnx-fp32" else "int8",
-                                      threads=threads)
+        return OnnxWhisperTranscriber(
+            args.onnx_model, compute_type="float32" if name == "onnx-fp32" else "int8", threads=threads
+        )
     if name == "transformers":
         return TransformersWhisper(Path(args.hf_model).expanduser(), threads)
     raise SystemExit(f"unknown backend {name!r}")
@@ -172,8 +180,12 @@ def onnx_stages(transcriber, audio: np.ndarray, runs: int) -> dict[str, float]:
         enc.append(t2 - t1)
         total.append(t3 - t2)
     decode = [t - e for t, e in zip(total, enc)]
-    return {"log_mel_s": statistics.median(feats), "encoder_s": statistics.median(enc) - statistics.median(feats),
-            "decoder_steps_s": statistics.median(decode), "tokens": len(ids)}
+    return {
+        "log_mel_s": statistics.median(feats),
+        "encoder_s": statistics.median(enc) - statistics.median(feats),
+        "decoder_steps_s": statistics.median(decode),
+        "tokens": len(ids),
+    }
 
 
 def main() -> int:
@@ -182,10 +194,15 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compute-type", default="int8", help="faster-whisper compute type")
     parser.add_argument("--model", default="base", help="faster-whisper model")
-    parser.add_argument("--onnx-model", default="base", help="onnx export dir (base: ~/.cache/wakeword/whisper-base-onnx)")
+    parser.add_argument(
+        "--onnx-model", default="base", help="onnx export dir (base: ~/.cache/wakeword/whisper-base-onnx)"
+    )
     parser.add_argument("--hf-model", default=str(HF_DIR), help="transformers dir for the generate baseline")
-    parser.add_argument("--backends", default="faster-whisper,onnx,onnx-fp32,transformers@1,transformers",
-                        help="comma-separated NAME[@THREADS]; torch's 2 threads collapse when the cores are busy")
+    parser.add_argument(
+        "--backends",
+        default="faster-whisper,onnx,onnx-fp32,transformers@1,transformers",
+        help="comma-separated NAME[@THREADS]; torch's 2 threads collapse when the cores are busy",
+    )
     parser.add_argument("--silence-s", type=float, default=CaptureConfig().silence_s)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     args = parser.parse_args()
@@ -194,13 +211,19 @@ def main() -> int:
     result = capture(stream, CaptureConfig(silence_s=args.silence_s))
     audio = stream[result.start_sample : result.end_sample]
     wait_s = (result.end_sample - result.speech_end_sample) / SR
-    print(f"command: {speech_s:.2f} s of speech ({COMMAND!r}); captured {result.duration_s:.2f} s, "
-          f"end of speech detected {wait_s:.2f} s after it ended (silence_s={args.silence_s})")
-    print(f"{args.threads} threads, {os.cpu_count()} cores; {args.runs} runs after 1 warm-up per row; "
-          f"load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"command: {speech_s:.2f} s of speech ({COMMAND!r}); captured {result.duration_s:.2f} s, "
+        f"end of speech detected {wait_s:.2f} s after it ended (silence_s={args.silence_s})"
+    )
+    print(
+        f"{args.threads} threads, {os.cpu_count()} cores; {args.runs} runs after 1 warm-up per row; "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     modes = [("language ID, all languages", {}), ("forced --language en", {"language": "en"})]
-    header = (f"{'backend':<16} {'mode':<28} {'load s':>6} {'worker p50':>10} {'p95':>6} {'max':>6} "
-              f"{'EoS→text p50':>12} {'p95':>6} {'ratio':>6}  text")
+    header = (
+        f"{'backend':<16} {'mode':<28} {'load s':>6} {'worker p50':>10} {'p95':>6} {'max':>6} "
+        f"{'EoS→text p50':>12} {'p95':>6} {'ratio':>6}  text"
+    )
     print(header)
     print("-" * len(header))
     rows, baseline = [], {}
@@ -218,28 +241,50 @@ def main() -> int:
             eos = [wait_s + x for x in latencies]
             p50 = statistics.median(latencies)
             baseline.setdefault(mode, p50)
-            row = {"backend": name, "mode": mode, "load_s": round(load_s, 2), "worker_p50_s": round(p50, 3),
-                   "worker_p95_s": round(percentile(latencies, 95), 3), "worker_max_s": round(max(latencies), 3),
-                   "eos_to_transcript_p50_s": round(statistics.median(eos), 3),
-                   "eos_to_transcript_p95_s": round(percentile(eos, 95), 3),
-                   "ratio_vs_first_backend": round(p50 / baseline[mode], 2),
-                   "language": last.language, "language_probability": round(last.language_probability, 3),
-                   "text": last.text}
+            row = {
+                "backend": name,
+                "mode": mode,
+                "load_s": round(load_s, 2),
+                "worker_p50_s": round(p50, 3),
+                "worker_p95_s": round(percentile(latencies, 95), 3),
+                "worker_max_s": round(max(latencies), 3),
+                "eos_to_transcript_p50_s": round(statistics.median(eos), 3),
+                "eos_to_transcript_p95_s": round(percentile(eos, 95), 3),
+                "ratio_vs_first_backend": round(p50 / baseline[mode], 2),
+                "language": last.language,
+                "language_probability": round(last.language_probability, 3),
+                "text": last.text,
+            }
             rows.append(row)
-            print(f"{name:<16} {mode:<28} {load_s:>6.2f} {p50:>10.3f} {row['worker_p95_s']:>6.3f} "
-                  f"{row['worker_max_s']:>6.3f} {row['eos_to_transcript_p50_s']:>12.3f} "
-                  f"{row['eos_to_transcript_p95_s']:>6.3f} {row['ratio_vs_first_backend']:>6.2f}  "
-                  f"[{last.language} {last.language_probability:.2f}] {last.text}")
+            print(
+                f"{name:<16} {mode:<28} {load_s:>6.2f} {p50:>10.3f} {row['worker_p95_s']:>6.3f} "
+                f"{row['worker_max_s']:>6.3f} {row['eos_to_transcript_p50_s']:>12.3f} "
+                f"{row['eos_to_transcript_p95_s']:>6.3f} {row['ratio_vs_first_backend']:>6.2f}  "
+                f"[{last.language} {last.language_probability:.2f}] {last.text}"
+            )
             sys.stdout.flush()
         if name.startswith("onnx"):  # what dominates
             stages = onnx_stages(transcriber, audio, max(3, args.runs // 2))
             rows.append({"backend": name, "stages_p50": stages})
-            print(f"{'':<16} stages p50: log-mel {stages['log_mel_s']:.3f} s, encoder {stages['encoder_s']:.3f} s, "
-                  f"decoder steps {stages['decoder_steps_s']:.3f} s for {stages['tokens']} tokens")
+            print(
+                f"{'':<16} stages p50: log-mel {stages['log_mel_s']:.3f} s, encoder {stages['encoder_s']:.3f} s, "
+                f"decoder steps {stages['decoder_steps_s']:.3f} s for {stages['tokens']} tokens"
+            )
         del transcriber
     if args.json:
-        args.json.write_text(json.dumps({"command_speech_s": round(speech_s, 2), "end_of_speech_wait_s": wait_s,
-                                         "threads": args.threads, "runs": args.runs, "rows": rows}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "command_speech_s": round(speech_s, 2),
+                    "end_of_speech_wait_s": wait_s,
+                    "threads": args.threads,
+                    "runs": args.runs,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     return 0
 
 

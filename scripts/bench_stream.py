@@ -148,8 +148,16 @@ def run_once(engine: Engine, source, times_ns: list[int]) -> tuple[float, float]
     return time.perf_counter() - wall0, time.process_time() - cpu0
 
 
-def measure(case: str, stream: str, audio: np.ndarray, wav: Path | None, gate: bool,
-            classifier: Classifier, classifier_name: str, repeats: int) -> Row:
+def measure(
+    case: str,
+    stream: str,
+    audio: np.ndarray,
+    wav: Path | None,
+    gate: bool,
+    classifier: Classifier,
+    classifier_name: str,
+    repeats: int,
+) -> Row:
     engine = Engine(classifier, EngineConfig(vad=VadConfig(enabled=gate)))
     hop = engine.hop_samples
     walls, cpus, times_ns = [], [], []
@@ -169,22 +177,33 @@ def measure(case: str, stream: str, audio: np.ndarray, wav: Path | None, gate: b
     block_ms = percentiles(np.asarray(times_ns) / 1e6)
     p50, p95, p99 = block_ms["p50"], block_ms["p95"], block_ms["p99"]
     return Row(
-        case=case, stream=stream, gate=gate, classifier=classifier_name,
+        case=case,
+        stream=stream,
+        gate=gate,
+        classifier=classifier_name,
         source="array" if wav is None else "file",
-        audio_s=round(audio_s, 3), repeats=repeats,
+        audio_s=round(audio_s, 3),
+        repeats=repeats,
         x_realtime=audio_s / statistics.median(walls),
         cpu_s_per_audio_h=statistics.median(cpus) / audio_s * 3600,
         classified_pct=100.0 * stats.classified_hops / max(1, stats.hops),
         cpu_vs_gate_off=float("nan"),
-        block_p50_ms=float(p50), block_p95_ms=float(p95), block_p99_ms=float(p99),
+        block_p50_ms=float(p50),
+        block_p95_ms=float(p95),
+        block_p99_ms=float(p99),
         detections=detections,
     )
 
 
 def machine() -> dict[str, object]:
     info = machine_info()
-    return {"cpu": info["cpu"], "cores": info["cores"], "python": info["python"], "numpy": np.__version__,
-            "load_1min_at_start": info["load_1min"]}
+    return {
+        "cpu": info["cpu"],
+        "cores": info["cores"],
+        "python": info["python"],
+        "numpy": np.__version__,
+        "load_1min_at_start": info["load_1min"],
+    }
 
 
 def markdown(rows: list[Row], info: dict[str, object]) -> str:
@@ -211,8 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of each test stream (10)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per configuration (5)")
-    parser.add_argument("--source", choices=("array", "file"), default="array",
-                        help="array: 16 kHz in memory; file: a 48 kHz stereo WAV through FileSource")
+    parser.add_argument(
+        "--source",
+        choices=("array", "file"),
+        default="array",
+        help="array: 16 kHz in memory; file: a 48 kHz stereo WAV through FileSource",
+    )
     parser.add_argument("--model", help="model directory or backend name for load_classifier (default: tone)")
     parser.add_argument("--speech-dir", type=Path, default=SPEECH_DIR, help="directory of speech WAVs")
     parser.add_argument("--seed", type=int, default=0)

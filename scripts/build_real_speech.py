@@ -69,10 +69,20 @@ def make_manifest(source: Path, cache: Path) -> None:
         if PACKAGES.get(r["package"]) != r["version"]:
             sys.exit(f"{r['package']} {r['version']}: not the pinned version {PACKAGES.get(r['package'])}")
         group = speaker_group(r["package"], r["speaker"])
-        row = {"id": file_id(r["package"], r["path"]), "package": r["package"], "version": r["version"],
-               "path": r["path"], "text": r["text"], "speaker": r["speaker"], "speaker_group": group,
-               "language": language_of(r["package"], r["path"], r["text"]), "licence": r["licence"],
-               "duration_s": r["duration_s"], "sha256": "", "split": split_of(group, langs[group])}
+        row = {
+            "id": file_id(r["package"], r["path"]),
+            "package": r["package"],
+            "version": r["version"],
+            "path": r["path"],
+            "text": r["text"],
+            "speaker": r["speaker"],
+            "speaker_group": group,
+            "language": language_of(r["package"], r["path"], r["text"]),
+            "licence": r["licence"],
+            "duration_s": r["duration_s"],
+            "sha256": "",
+            "split": split_of(group, langs[group]),
+        }
         path = root / r["package"] / r["path"]
         if not path.is_file():
             log(f"missing, left out: {r['package']} {r['path']}")
@@ -106,8 +116,14 @@ def align(cache: Path, threads: int) -> None:
         writer.writeheader()
     kept = dropped = 0
     # a token cap: on some clips Whisper repeats itself until its 448-token limit, minutes on this CPU
-    fast = dict(language="en", temperature=0.0, beam_size=1, condition_on_previous_text=False, vad_filter=False,
-                max_new_tokens=120)
+    fast = dict(
+        language="en",
+        temperature=0.0,
+        beam_size=1,
+        condition_on_previous_text=False,
+        vad_filter=False,
+        max_new_tokens=120,
+    )
     careful = {**fast, "beam_size": 5, "max_new_tokens": 24}
     for n, f in enumerate(files):
         if f.id in done:
@@ -137,11 +153,20 @@ def align(cache: Path, threads: int) -> None:
                     if w not in words_of(check):
                         dropped += 1  # the cut alone does not say the word: a bad boundary or a mishearing
                         continue
-                    rows.append({"file_id": f.id, "word": w, "start_s": f"{a:.2f}", "end_s": f"{b:.2f}",
-                                 "kind": kind, "transcript": text.replace("\n", " ")})
+                    rows.append(
+                        {
+                            "file_id": f.id,
+                            "word": w,
+                            "start_s": f"{a:.2f}",
+                            "end_s": f"{b:.2f}",
+                            "kind": kind,
+                            "transcript": text.replace("\n", " "),
+                        }
+                    )
         # a file without a kept keyword is recorded as done with an empty row
-        writer.writerows(rows or [{"file_id": f.id, "word": "", "start_s": "", "end_s": "", "kind": "",
-                                   "transcript": ""}])
+        writer.writerows(
+            rows or [{"file_id": f.id, "word": "", "start_s": "", "end_s": "", "kind": "", "transcript": ""}]
+        )
         out.flush()
         kept += len(rows)
         if n % 50 == 0:
@@ -160,9 +185,12 @@ def summary(rs: RealSpeech) -> dict:
         minutes = collections.Counter()
         for f in files:
             minutes[f.language] += len(rs.audio(f)) / SR / 60
-        out[split] = {"files": len(files), "speakers": len({f.speaker_group for f in files}),
-                      "minutes": round(sum(minutes.values()), 1),
-                      "languages": {k: round(v, 1) for k, v in minutes.most_common()}}
+        out[split] = {
+            "files": len(files),
+            "speakers": len({f.speaker_group for f in files}),
+            "minutes": round(sum(minutes.values()), 1),
+            "languages": {k: round(v, 1) for k, v in minutes.most_common()},
+        }
     return out
 
 
@@ -171,8 +199,12 @@ def main() -> int:
     p.add_argument("step", nargs="?", default="fetch", choices=("fetch", "manifest", "align"))
     p.add_argument("--cache", type=Path, default=default_cache_dir())
     p.add_argument("--packages", default=None, help="comma-separated packages (all)")
-    p.add_argument("--source", type=Path, default=Path("../shared/real-speech-dev.csv"),
-                   help="manifest: the list of files to hash and split")
+    p.add_argument(
+        "--source",
+        type=Path,
+        default=Path("../shared/real-speech-dev.csv"),
+        help="manifest: the list of files to hash and split",
+    )
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")

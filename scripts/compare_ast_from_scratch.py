@@ -69,9 +69,18 @@ def main() -> None:
     xt, yt, et = features("test", False)
     print(f"features: train {x.shape}, {time.time() - t0:.0f} s", flush=True)
 
-    config = ASTConfig(hidden_size=96, num_hidden_layers=3, num_attention_heads=4, intermediate_size=192,
-                       patch_size=16, frequency_stride=10, time_stride=10, num_mel_bins=64, max_length=148,
-                       num_labels=len(labels))
+    config = ASTConfig(
+        hidden_size=96,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=192,
+        patch_size=16,
+        frequency_stride=10,
+        time_stride=10,
+        num_mel_bins=64,
+        max_length=148,
+        num_labels=len(labels),
+    )
     model = ASTForAudioClassification(config)
     print(f"AST parameters: {sum(p.numel() for p in model.parameters())}")
     batch = 128

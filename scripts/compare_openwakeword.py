@@ -49,8 +49,12 @@ def sweep(name: str, make, keyword: str, fa_audio: np.ndarray, pos_audio: np.nda
         fa[th] = len(replay(trace, keyword, th)) / hours
         fired = replay(pos_trace, keyword, th)
         recall[th] = sum(any(a <= f <= b + SR for f in fired) for a, b in spans) / len(spans)
-    print(f"[compare] {name}: cpu {cpu / hours:.0f} s per audio hour; "
-          + ", ".join(f"{th}: {fa[th]:.2f}/h {recall[th]:.2f}" for th in thresholds), file=sys.stderr, flush=True)
+    print(
+        f"[compare] {name}: cpu {cpu / hours:.0f} s per audio hour; "
+        + ", ".join(f"{th}: {fa[th]:.2f}/h {recall[th]:.2f}" for th in thresholds),
+        file=sys.stderr,
+        flush=True,
+    )
     return {"cpu_s_per_audio_hour": cpu / hours, "false_accepts_per_hour": fa, "recall": recall}
 
 
@@ -61,7 +65,7 @@ def recall_at(result: dict, max_fa: float) -> tuple[float | None, float | None]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ours", type=Path, required=True, help="model directory made by `wakeword train \"hey jarvis\"`")
+    p.add_argument("--ours", type=Path, required=True, help='model directory made by `wakeword train "hey jarvis"`')
     p.add_argument("--oww", default="hey_jarvis", help="openWakeWord model name (hey_jarvis)")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wakeword")
     p.add_argument("--json", type=Path)
@@ -76,18 +80,23 @@ def main() -> int:
     pos_audio, spans = real_speech_stream(np.random.default_rng(12), clips)
     thresholds = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99]
     results = {
-        "wakeword": sweep("wakeword", lambda: SpeechEmbeddingClassifier(args.ours), PHRASE, fa_audio, pos_audio,
-                          spans, thresholds),
-        "openwakeword": sweep("openWakeWord", lambda: OpenWakeWordHead(args.oww), PHRASE, fa_audio, pos_audio,
-                              spans, thresholds),
+        "wakeword": sweep(
+            "wakeword", lambda: SpeechEmbeddingClassifier(args.ours), PHRASE, fa_audio, pos_audio, spans, thresholds
+        ),
+        "openwakeword": sweep(
+            "openWakeWord", lambda: OpenWakeWordHead(args.oww), PHRASE, fa_audio, pos_audio, spans, thresholds
+        ),
     }
     results["positives"] = len(spans)
     results["hours"] = len(fa_audio) / SR / 3600
     for budget in (0.0, 0.5, 1.0, 2.0):
         row = {name: recall_at(results[name], budget) for name in ("wakeword", "openwakeword")}
         results[f"best_recall_at_fa_le_{budget}"] = row
-        print(f"[compare] best recall with <= {budget} false accepts/h: "
-              + "; ".join(f"{n} {r} (threshold {th})" for n, (r, th) in row.items()), file=sys.stderr)
+        print(
+            f"[compare] best recall with <= {budget} false accepts/h: "
+            + "; ".join(f"{n} {r} (threshold {th})" for n, (r, th) in row.items()),
+            file=sys.stderr,
+        )
     text = json.dumps(results, indent=2)
     if args.json:
         args.json.write_text(text + "\n")

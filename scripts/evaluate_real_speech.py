@@ -46,9 +46,19 @@ def heldout_clips(model: SpeechEmbeddingClassifier, phrase: str, cache: Path) ->
     """The model's test-split utterances of ``phrase``: voices held out from its training."""
     t = model.manifest["training"]
     keywords = [label for label in model.info.labels if not label.startswith("_")]
-    items = [i for i in plan(keywords, t["seed"], t["per_keyword"], t["per_unknown_word"], t["test_per_keyword"],
-                             t["unknown_words"], with_festival=t["festival"])
-             if i.split == "test" and i.label == phrase]
+    items = [
+        i
+        for i in plan(
+            keywords,
+            t["seed"],
+            t["per_keyword"],
+            t["per_unknown_word"],
+            t["test_per_keyword"],
+            t["unknown_words"],
+            with_festival=t["festival"],
+        )
+        if i.split == "test" and i.label == phrase
+    ]
     return [synthesise_item(cache, i) for i in synthesise_all(items, cache)]
 
 
@@ -76,19 +86,25 @@ def main() -> int:
             summary = summarise_accuracy(keyword_accuracy(model, rs, chosen))
             summary["speakers"] = len({rs.by_id[c.file_id].speaker_group for c in chosen})
             result[f"keywords_{kind}"] = summary
-            log(f"real words ({kind}): {summary.get('correct')}/{summary['clips']} "
-                f"({summary.get('accuracy', 0):.3f}), {summary['speakers']} speakers")
+            log(
+                f"real words ({kind}): {summary.get('correct')}/{summary['clips']} "
+                f"({summary.get('accuracy', 0):.3f}), {summary['speakers']} speakers"
+            )
     if "recall" not in skip:
         clips = heldout_clips(model, word, args.cache)
         rec = wake_word_stream(model, word, clips + clips, rs)  # each clip twice, at two drawn levels
         result["recall_in_real_talkers"] = rec
-        log(f"{word!r} in real talkers: recall {rec['recall'].get(threshold)} at {threshold} "
-            f"({rec['positives']} insertions)")
+        log(
+            f"{word!r} in real talkers: recall {rec['recall'].get(threshold)} at {threshold} "
+            f"({rec['positives']} insertions)"
+        )
     if "fa" not in skip:
         fa = false_accepts(model, word, rs)
         result["false_accepts"] = fa
-        log(f"{word!r} false accepts: {fa['per_hour'].get(threshold):.2f}/h at {threshold} over "
-            f"{fa['hours']:.2f} h, {fa['languages']} languages")
+        log(
+            f"{word!r} false accepts: {fa['per_hour'].get(threshold):.2f}/h at {threshold} over "
+            f"{fa['hours']:.2f} h, {fa['languages']} languages"
+        )
         if "recall_in_real_talkers" in result:
             result["det"] = det(result["recall_in_real_talkers"]["recall"], fa["per_hour"])
     text = json.dumps(result, indent=2, default=str)

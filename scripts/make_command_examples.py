@@ -62,20 +62,31 @@ def build(out_dir: Path, pause_s: float = 0.6) -> list[dict[str, object]]:
         command_start = wake_end + pause_s
         path = out_dir / f"marvin-command-{language}.wav"
         sf.write(path, audio, SR, subtype="PCM_16")
-        entries.append({
-            "file": path.name, "language": language, "text": text, "voice": voice.key,
-            "wake_start_s": 0.5, "wake_end_s": round(wake_end, 3),
-            "command_start_s": round(command_start, 3), "command_end_s": round(command_start + command.size / SR, 3),
-            "duration_s": round(audio.size / SR, 3),
-        })
+        entries.append(
+            {
+                "file": path.name,
+                "language": language,
+                "text": text,
+                "voice": voice.key,
+                "wake_start_s": 0.5,
+                "wake_end_s": round(wake_end, 3),
+                "command_start_s": round(command_start, 3),
+                "command_end_s": round(command_start + command.size / SR, 3),
+                "duration_s": round(audio.size / SR, 3),
+            }
+        )
     (out_dir / "commands.json").write_text(json.dumps(entries, ensure_ascii=False, indent=2) + "\n")
     return entries
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("out_dir", nargs="?", default=str(Path(__file__).resolve().parents[1] / "models/examples/commands"),
-                        help="where to write (created)")
+    parser.add_argument(
+        "out_dir",
+        nargs="?",
+        default=str(Path(__file__).resolve().parents[1] / "models/examples/commands"),
+        help="where to write (created)",
+    )
     parser.add_argument("--pause-s", type=float, default=0.6, help="pause between the wake word and the command")
     args = parser.parse_args()
     for entry in build(Path(args.out_dir), args.pause_s):

@@ -67,7 +67,9 @@ def main() -> int:
         pos += len(x)
     OUT.mkdir(parents=True, exist_ok=True)
     sf.write(OUT / "marvin-stream.wav", np.concatenate(audio), SR, subtype="PCM_16")
-    (OUT / "marvin-stream.json").write_text(json.dumps({"duration_s": round(pos / SR, 3), "keywords": marks}, indent=2) + "\n")
+    (OUT / "marvin-stream.json").write_text(
+        json.dumps({"duration_s": round(pos / SR, 3), "keywords": marks}, indent=2) + "\n"
+    )
     print(f"wrote {OUT / 'marvin-stream.wav'} ({pos / SR:.1f} s), wake words at {[m['start_s'] for m in marks]}")
     return 0
 

@@ -70,8 +70,9 @@ def segments(segment_s: float, rng: np.random.Generator):
 
 
 def status(control: str) -> dict:
-    proc = subprocess.run([sys.executable, "-m", "wakeword", "status", "--control", control, "--json"],
-                          capture_output=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wakeword", "status", "--control", control, "--json"], capture_output=True, timeout=30
+    )
     return json.loads(proc.stdout) if proc.returncode == 0 else {}
 
 
@@ -88,8 +89,23 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="wakeword-soak-"))
     control, events = f"unix:{tmp}/control.sock", f"unix:{tmp}/events.sock"
-    cmd = [sys.executable, "-m", "wakeword", "serve", "--input", "-", "--model", args.model, "--json",
-           "--control", control, "--events", events, "--exec", "true {keyword} {time_s}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wakeword",
+        "serve",
+        "--input",
+        "-",
+        "--model",
+        args.model,
+        "--json",
+        "--control",
+        control,
+        "--events",
+        events,
+        "--exec",
+        "true {keyword} {time_s}",
+    ]
     if not args.handoff:
         cmd.append("--no-handoff")
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -140,9 +156,16 @@ def main() -> int:
             break
         st = status(control) if (tmp / "control.sock").exists() else {}
         if st:
-            samples.append({"wall_s": round(time.monotonic() - started, 1), "audio_s": st["audio_s"],
-                            "rss_mb": round(rss / 2**20, 2), "detections": st["detections"],
-                            "transcripts": st["transcripts"], "hooks": st.get("hooks", {}).get("runs", 0)})
+            samples.append(
+                {
+                    "wall_s": round(time.monotonic() - started, 1),
+                    "audio_s": st["audio_s"],
+                    "rss_mb": round(rss / 2**20, 2),
+                    "detections": st["detections"],
+                    "transcripts": st["transcripts"],
+                    "hooks": st.get("hooks", {}).get("runs", 0),
+                }
+            )
             print(json.dumps(samples[-1]), flush=True)
     writer.join()
     rc = proc.wait()
@@ -157,15 +180,22 @@ def main() -> int:
     slope = float(np.polyfit(hours, rss, 1)[0])
     summary = {
         "audio_fed_h": round(total_segments * args.segment_s / 3600, 2),
-        "audio_h_at_last_sample": round(samples[-1]["audio_s"] / 3600, 2), "wall_s": round(wall, 1),
+        "audio_h_at_last_sample": round(samples[-1]["audio_s"] / 3600, 2),
+        "wall_s": round(wall, 1),
         "speed_x_realtime": round(total_segments * args.segment_s / wall, 1),
-        "rss_start_mb": samples[0]["rss_mb"], "rss_after_warmup_mb": warm[0]["rss_mb"],
-        "rss_end_mb": warm[-1]["rss_mb"], "rss_max_mb": float(max(s["rss_mb"] for s in samples)),
+        "rss_start_mb": samples[0]["rss_mb"],
+        "rss_after_warmup_mb": warm[0]["rss_mb"],
+        "rss_end_mb": warm[-1]["rss_mb"],
+        "rss_max_mb": float(max(s["rss_mb"] for s in samples)),
         "growth_after_warmup_mb": round(warm[-1]["rss_mb"] - warm[0]["rss_mb"], 2),
         "slope_mb_per_audio_h": round(slope, 3),
-        "detections": samples[-1]["detections"], "segments": total_segments,
-        "transcripts": samples[-1]["transcripts"], **counts, "handoff": args.handoff,
-        "cpus": os.cpu_count(), "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
+        "detections": samples[-1]["detections"],
+        "segments": total_segments,
+        "transcripts": samples[-1]["transcripts"],
+        **counts,
+        "handoff": args.handoff,
+        "cpus": os.cpu_count(),
+        "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
     }
     print(json.dumps(summary, indent=1))
     if args.json:

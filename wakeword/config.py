@@ -23,7 +23,12 @@ from wakeword.stream.detector import DetectorConfig
 from wakeword.stream.vad import VadConfig
 
 __all__ = [
-    "DEFAULT_MODEL", "Settings", "build_engine", "load_settings_file", "positive_int", "save_settings_file",
+    "DEFAULT_MODEL",
+    "Settings",
+    "build_engine",
+    "load_settings_file",
+    "positive_int",
+    "save_settings_file",
 ]
 
 DEFAULT_MODEL = "default"
@@ -108,14 +113,12 @@ class Settings:
         )
 
     @classmethod
-    def from_mapping(cls, values: dict[str, Any], origin: str) -> "Settings":
+    def from_mapping(cls, values: dict[str, Any], origin: str) -> Settings:
         """Build settings from loose values (a TOML table or parsed flags), checking names and types."""
         known = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ConfigError(
-                f"{origin}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}"
-            )
+            raise ConfigError(f"{origin}: unknown setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
         coerced = {name: _coerce(name, value, origin) for name, value in values.items()}
         try:
             return cls(**coerced)
@@ -131,12 +134,20 @@ class Settings:
             out[f.name] = list(value) if isinstance(value, tuple) else value
         return out
 
-    def merged(self, values: dict[str, Any], origin: str) -> "Settings":
+    def merged(self, values: dict[str, Any], origin: str) -> Settings:
         return Settings.from_mapping({**self.to_mapping(), **values}, origin)
 
 
-_INTS = {"smoothing_hops", "hop_ms", "vad_aggressiveness", "vad_frame_ms", "vad_hangover_ms", "rate", "channels",
-         "beam_size"}
+_INTS = {
+    "smoothing_hops",
+    "hop_ms",
+    "vad_aggressiveness",
+    "vad_frame_ms",
+    "vad_hangover_ms",
+    "rate",
+    "channels",
+    "beam_size",
+}
 _FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms", "command_silence_s", "command_max_s"}
 _BOOLS = {"vad", "realtime", "json", "handoff"}
 _STRS = {"model", "format", "language", "asr_backend", "asr_model", "compute_type"}
@@ -279,7 +290,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def build_engine(settings: Settings) -> "Engine":
+def build_engine(settings: Settings) -> Engine:
     """The engine ``settings`` describe: its model, detection, gate and, unless ``handoff`` is off, the transcriber."""
     from wakeword.classifiers.registry import load_classifier
 
@@ -287,8 +298,15 @@ def build_engine(settings: Settings) -> "Engine":
     transcriber = None
     if settings.handoff:
         transcriber = make_transcriber(
-            settings.asr_backend, model=settings.asr_model, compute_type=settings.compute_type,
+            settings.asr_backend,
+            model=settings.asr_model,
+            compute_type=settings.compute_type,
             beam_size=settings.beam_size,
         )
-    return Engine(classifier, settings.engine_config(), transcriber=transcriber, language=settings.language,
-                  languages=settings.languages)
+    return Engine(
+        classifier,
+        settings.engine_config(),
+        transcriber=transcriber,
+        language=settings.language,
+        languages=settings.languages,
+    )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -55,7 +55,6 @@ class EngineConfig:
             raise ConfigError(f"hop_ms must be between 10 and 2000, got {self.hop_ms!r}")
         if self.preroll_s < 0:
             raise ConfigError(f"preroll_s must be >= 0, got {self.preroll_s!r}")
-
 
 
 DEFAULT_HOP_MS = 100
@@ -113,8 +112,11 @@ class Engine:
         self.reframer = Reframer(self.hop_samples)
         self.gate = VadGate(config.vad)
         self.detector = Detector(
-            info.labels, config.detector, default_keywords=info.keywords,
-            window_samples=self.window_samples, model_thresholds=info.thresholds,
+            info.labels,
+            config.detector,
+            default_keywords=info.keywords,
+            window_samples=self.window_samples,
+            model_thresholds=info.thresholds,
         )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}
@@ -321,7 +323,7 @@ class Engine:
             self._dispatch_queue = None
         return late
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:

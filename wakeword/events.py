@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Union
 
 from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["Detection", "Event", "Transcript", "event_to_dict", "event_to_json"]
-
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class Transcript:
         return event_to_dict(self)
 
 
-Event = Union[Detection, Transcript]
+Event = Detection | Transcript
 
 
 def event_to_dict(event: Event) -> dict[str, object]:

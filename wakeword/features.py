@@ -241,9 +241,7 @@ class AstFbank:
 
     def __init__(self, options: AstFbankOptions | None = None) -> None:
         self.options = o = options or AstFbankOptions()
-        self._mel = kaldi_mel_filters(
-            o.num_mel_bins, o.fft_length, o.sample_rate, o.low_freq_hz, o.sample_rate / 2
-        )
+        self._mel = kaldi_mel_filters(o.num_mel_bins, o.fft_length, o.sample_rate, o.low_freq_hz, o.sample_rate / 2)
         # Kaldi's "hanning" is the symmetric Hann window
         self._window = np.hanning(o.frame_length)
         self._frames = np.zeros((o.max_length, o.fft_length), dtype=np.float64)

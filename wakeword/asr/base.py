@@ -21,8 +21,6 @@ __all__ = ["TRANSCRIBERS", "Transcriber", "TranscriptResult", "check_language", 
 INSTALL_HINT = "pip install 'wakeword[whisper]'"
 
 
-
-
 @dataclass(frozen=True)
 class TranscriptResult:
     """What a transcriber heard: ``text``, its ``language`` (ISO 639-1) and how sure language ID was."""
@@ -45,7 +43,6 @@ class Transcriber(Protocol):
         ...
 
 
-
 def command_audio(audio: np.ndarray) -> np.ndarray:
     """``audio`` as float32 mono, or InvalidAudioError: what every transcriber accepts."""
     audio = np.asarray(audio, dtype=np.float32)
@@ -61,7 +58,6 @@ def check_language(code: str, supported: Sequence[str]) -> str:
     if code not in supported:
         raise ConfigError(f"unknown language {code!r} for this model; e.g. en, fr, de, es, it")
     return code
-
 
 
 TRANSCRIBERS: dict[str, str] = {

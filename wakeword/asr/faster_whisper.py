@@ -80,15 +80,21 @@ def ensure_base_model(cache_dir: str | Path | None = None) -> Path:
         return target
     model_bin = target / "model.bin"
     complete = all((target / name).is_file() for name in _BASE_SIDE_FILES)
-    if complete and model_bin.is_file() and model_bin.stat().st_size == BASE_MODEL_BYTES \
-            and sha256_file(model_bin) == BASE_MODEL_SHA256:
+    if (
+        complete
+        and model_bin.is_file()
+        and model_bin.stat().st_size == BASE_MODEL_BYTES
+        and sha256_file(model_bin) == BASE_MODEL_SHA256
+    ):
         (target / _STAMP).write_text(_stamp_text(model_bin))
         return target
     part_dirs = [_package_data_dir(p) for p in _BASE_PARTS]
     parts = [part_dirs[0] / "model.bin.part1", part_dirs[1] / "model.bin.part2"]
     for path in (*parts, *(part_dirs[0] / n for n in _BASE_SIDE_FILES)):
         if not path.is_file():
-            raise ModelError(f"the Whisper base wheels are incomplete ({path} is missing): reinstall with {INSTALL_HINT}")
+            raise ModelError(
+                f"the Whisper base wheels are incomplete ({path} is missing): reinstall with {INSTALL_HINT}"
+            )
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
@@ -169,8 +175,12 @@ class FasterWhisperTranscriber:
         self.model_name = model
         try:
             self._model = WhisperModel(
-                path, device="cpu", compute_type=compute_type, cpu_threads=threads,
-                local_files_only=local, download_root=None if local else str(default_cache_dir().parent),
+                path,
+                device="cpu",
+                compute_type=compute_type,
+                cpu_threads=threads,
+                local_files_only=local,
+                download_root=None if local else str(default_cache_dir().parent),
             )
         except Exception as e:  # ctranslate2's RuntimeError, huggingface_hub's errors for a hub name
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -190,8 +200,12 @@ class FasterWhisperTranscriber:
         """One transcription of silence: the first call of CTranslate2 is slow, and it yields the
         transcription options faster-whisper resolves, reused by the one-encoder-pass path."""
         _, info = self._model.transcribe(
-            np.zeros(SAMPLE_RATE // 2, dtype=np.float32), language="en", beam_size=self.beam_size,
-            temperature=self.temperature, condition_on_previous_text=False, without_timestamps=True,
+            np.zeros(SAMPLE_RATE // 2, dtype=np.float32),
+            language="en",
+            beam_size=self.beam_size,
+            temperature=self.temperature,
+            condition_on_previous_text=False,
+            without_timestamps=True,
             vad_filter=False,
         )
         self._options = info.transcription_options
@@ -215,8 +229,13 @@ class FasterWhisperTranscriber:
         if language is not None:
             self._check_language(language)
             segments, _ = self._model.transcribe(
-                audio, language=language, beam_size=self.beam_size, temperature=self.temperature,
-                condition_on_previous_text=False, without_timestamps=True, vad_filter=False,
+                audio,
+                language=language,
+                beam_size=self.beam_size,
+                temperature=self.temperature,
+                condition_on_previous_text=False,
+                without_timestamps=True,
+                vad_filter=False,
             )
             return TranscriptResult(_join(segments), language, 1.0, duration_s)
         candidates = self._candidates(languages)
@@ -225,8 +244,9 @@ class FasterWhisperTranscriber:
             return dataclasses.replace(self.transcribe(audio, language=language), language_probability=probability)
         return self._transcribe_one_window(audio, candidates, duration_s)
 
-    def _transcribe_one_window(self, audio: np.ndarray, candidates: set[str] | None,
-                               duration_s: float) -> TranscriptResult:
+    def _transcribe_one_window(
+        self, audio: np.ndarray, candidates: set[str] | None, duration_s: float
+    ) -> TranscriptResult:
         """Language ID and decoding on ONE encoder pass (faster-whisper 1.2.1 encodes twice:
         once in ``detect_language``, once in ``generate_segments``): about 0.5 s saved on 2 cores."""
         from faster_whisper.audio import pad_or_trim
@@ -243,7 +263,6 @@ class FasterWhisperTranscriber:
         return TranscriptResult(_join(segments), language, probability, duration_s)
 
 
-
 def _join(segments: Any) -> str:
     return " ".join(s.text.strip() for s in segments).strip()
 
@@ -253,4 +272,3 @@ def _pick_language(all_probs: Sequence[tuple[str, float]], candidates: set[str] 
     if best is None:
         raise ModelError(f"the model scored none of the languages {sorted(candidates or ())}")
     return best[1], float(best[0])
-

@@ -100,7 +100,9 @@ def load_manifest(model_dir: Path) -> dict[str, Any]:
         raise ModelError(f"no ONNX Whisper model at {model_dir}; {EXPORT_HINT}")
     path = model_dir / "manifest.json"
     if not path.is_file():
-        raise ModelError(f"{model_dir}: no manifest.json (not an ONNX Whisper export, or an unfinished one); {EXPORT_HINT}")
+        raise ModelError(
+            f"{model_dir}: no manifest.json (not an ONNX Whisper export, or an unfinished one); {EXPORT_HINT}"
+        )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
@@ -109,8 +111,10 @@ def load_manifest(model_dir: Path) -> dict[str, Any]:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise ModelError(f"{path}: format {found!r} is not {MANIFEST_FORMAT!r}; {EXPORT_HINT}")
     if manifest.get("format_version") != MANIFEST_VERSION:
-        raise ModelError(f"{path}: format version {manifest.get('format_version')!r} is not {MANIFEST_VERSION}; "
-                         f"export the model again with this wakeword")
+        raise ModelError(
+            f"{path}: format version {manifest.get('format_version')!r} is not {MANIFEST_VERSION}; "
+            f"export the model again with this wakeword"
+        )
     return manifest
 
 
@@ -151,8 +155,10 @@ class OnnxWhisperTranscriber:
         if threads < 1:
             raise ConfigError(f"threads must be >= 1, got {threads}")
         if compute_type not in _COMPUTE_TYPES:
-            raise ConfigError(f"unknown compute type {compute_type!r} for the onnx backend; "
-                              f"choose one of: {', '.join(_COMPUTE_TYPES)}")
+            raise ConfigError(
+                f"unknown compute type {compute_type!r} for the onnx backend; "
+                f"choose one of: {', '.join(_COMPUTE_TYPES)}"
+            )
         if max_new_tokens is not None and max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         model_dir = default_onnx_dir() if str(model) == "base" else Path(model).expanduser()
@@ -160,13 +166,17 @@ class OnnxWhisperTranscriber:
         models = manifest.get("models") or {}
         precision = _COMPUTE_TYPES[compute_type] or ("int8" if "int8" in models else "fp32")
         if precision not in models:
-            raise ModelError(f"{model_dir} has no {precision} model (it has {', '.join(models) or 'none'}); "
-                             f"export with --quantize {'int8' if precision == 'int8' else 'none'}")
+            raise ModelError(
+                f"{model_dir} has no {precision} model (it has {', '.join(models) or 'none'}); "
+                f"export with --quantize {'int8' if precision == 'int8' else 'none'}"
+            )
         files = models[precision]
         try:
             encoder_file, decoder_file = files["encoder"], files["decoder"]
         except (KeyError, TypeError):
-            raise ModelError(f"{model_dir}: the manifest names no encoder/decoder for {precision}; {EXPORT_HINT}") from None
+            raise ModelError(
+                f"{model_dir}: the manifest names no encoder/decoder for {precision}; {EXPORT_HINT}"
+            ) from None
         tokenizer_file = manifest.get("tokenizer", "tokenizer.json")
         if verify:
             _verify_files(model_dir, manifest, [encoder_file, decoder_file, tokenizer_file])
@@ -184,8 +194,10 @@ class OnnxWhisperTranscriber:
             import onnxruntime as ort
             from tokenizers import Tokenizer
         except ImportError as e:
-            raise DependencyError(f"the onnx Whisper backend needs onnxruntime and tokenizers ({e.name} is missing): "
-                                  "pip install 'wakeword[whisper]'") from e
+            raise DependencyError(
+                f"the onnx Whisper backend needs onnxruntime and tokenizers ({e.name} is missing): "
+                "pip install 'wakeword[whisper]'"
+            ) from e
         try:
             self._tokenizer = Tokenizer.from_file(str(model_dir / tokenizer_file))
         except Exception as e:  # tokenizers raises a bare Exception on a bad file
@@ -195,10 +207,12 @@ class OnnxWhisperTranscriber:
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         try:
-            self._encoder = ort.InferenceSession(str(model_dir / encoder_file), options,
-                                                 providers=["CPUExecutionProvider"])
-            self._decoder = ort.InferenceSession(str(model_dir / decoder_file), options,
-                                                 providers=["CPUExecutionProvider"])
+            self._encoder = ort.InferenceSession(
+                str(model_dir / encoder_file), options, providers=["CPUExecutionProvider"]
+            )
+            self._decoder = ort.InferenceSession(
+                str(model_dir / decoder_file), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as e:  # onnxruntime's own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load {model_dir} with ONNX Runtime ({first}); {EXPORT_HINT}") from e
@@ -221,8 +235,9 @@ class OnnxWhisperTranscriber:
         features = self._features(audio)
         return self._encoder.run(None, {"input_features": features})[0]
 
-    def _step(self, ids: Sequence[int], encoder_out: np.ndarray,
-              past: dict[str, np.ndarray] | None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def _step(
+        self, ids: Sequence[int], encoder_out: np.ndarray, past: dict[str, np.ndarray] | None
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """Run the merged decoder on ``ids``; returns the last position's logits and the new cache."""
         feeds: dict[str, Any] = {
             "input_ids": np.asarray([ids], dtype=np.int64),
@@ -233,7 +248,7 @@ class OnnxWhisperTranscriber:
         outputs = self._decoder.run(None, feeds)
         cache = {}
         for name, value in zip(self._present_names[1:], outputs[1:]):
-            key = "past_key_values." + name[len("present."):]
+            key = "past_key_values." + name[len("present.") :]
             # the encoder's keys and values come out of the first step only; later steps return them unchanged
             cache[key] = value if past is None or ".decoder." in name else past[key]
         return outputs[0][0, -1], cache
@@ -310,7 +325,10 @@ class OnnxWhisperTranscriber:
         audio = command_audio(audio)
         duration_s = audio.shape[0] / SAMPLE_RATE
         if audio.shape[0] > self._features.options.n_samples:
-            log.warning("command of %.1f s: the onnx backend transcribes the first %d s", duration_s,
-                        self._features.options.chunk_length)
+            log.warning(
+                "command of %.1f s: the onnx backend transcribes the first %d s",
+                duration_s,
+                self._features.options.chunk_length,
+            )
         ids, code, probability = self.generate(audio, language, languages)
         return TranscriptResult(self.decode(ids), code, probability, duration_s)

@@ -21,7 +21,6 @@ __all__ = ["TranscriptWorker"]
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class _Job:
     keyword: str
@@ -74,14 +73,20 @@ class TranscriptWorker:
         """Queue a command (``audio`` is copied, so a ring-buffer view is fine); False if dropped."""
         if self._thread is None:
             raise RuntimeError("the transcript worker is closed")
-        job = _Job(keyword, int(start_sample), int(end_sample), np.array(audio, dtype=np.float32, copy=True),
-                   time.monotonic() if submitted_at is None else submitted_at)
+        job = _Job(
+            keyword,
+            int(start_sample),
+            int(end_sample),
+            np.array(audio, dtype=np.float32, copy=True),
+            time.monotonic() if submitted_at is None else submitted_at,
+        )
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             self.dropped += 1
-            log.warning("transcription queue full: dropped the command after %r at %.2f s",
-                        keyword, start_sample / SAMPLE_RATE)
+            log.warning(
+                "transcription queue full: dropped the command after %r at %.2f s", keyword, start_sample / SAMPLE_RATE
+            )
             return False
         self.submitted += 1
         return True
@@ -104,8 +109,12 @@ class TranscriptWorker:
             log.exception("transcription of the command after %r failed", job.keyword)
             return
         transcript = Transcript(
-            keyword=job.keyword, language=result.language, language_probability=result.language_probability,
-            text=result.text, start_sample=job.start_sample, end_sample=job.end_sample,
+            keyword=job.keyword,
+            language=result.language,
+            language_probability=result.language_probability,
+            text=result.text,
+            start_sample=job.start_sample,
+            end_sample=job.end_sample,
             latency_s=time.monotonic() - job.submitted_at,
         )
         self.completed += 1

@@ -16,9 +16,10 @@ import select
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -536,8 +537,12 @@ class MicrophoneSource:
         # every capture device supports; the Conditioner scales it once.
         try:
             stream = factory(
-                device=device, samplerate=rate, channels=1, dtype="int16",
-                blocksize=blocksize, callback=self._callback,
+                device=device,
+                samplerate=rate,
+                channels=1,
+                dtype="int16",
+                blocksize=blocksize,
+                callback=self._callback,
             )
         except errors as e:
             raise DeviceError(f"{self.name}: cannot open input stream: {e}") from e

@@ -56,9 +56,7 @@ def clip_scores(classifier: Classifier, audio: np.ndarray) -> np.ndarray:
     return best
 
 
-def top_predictions(
-    scores: np.ndarray, labels: tuple[str, ...] | list[str], top_k: int = 5
-) -> list[dict[str, Any]]:
+def top_predictions(scores: np.ndarray, labels: tuple[str, ...] | list[str], top_k: int = 5) -> list[dict[str, Any]]:
     """``[{"score": float, "label": str}, ...]``, best first, as the transformers pipeline returns."""
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"top_k must be a positive integer, got {top_k!r}")

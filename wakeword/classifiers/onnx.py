@@ -65,8 +65,7 @@ def _load_manifest(model_dir: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: manifest 'labels' must be a non-empty list of strings")
     if manifest["sampling_rate"] != SAMPLE_RATE:
         raise ModelError(
-            f"{model_dir}: the model expects {manifest['sampling_rate']} Hz audio; "
-            f"the engine feeds {SAMPLE_RATE} Hz"
+            f"{model_dir}: the model expects {manifest['sampling_rate']} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
         )
     if manifest["window_samples"] <= 0:
         raise ModelError(f"{path}: window_samples must be positive")
@@ -182,9 +181,7 @@ class OnnxClassifier:
         try:
             logits = self._session.run([self._output_name], {self._input_name: features})[0]
         except Exception as e:  # onnxruntime raises its own exception types
-            raise ModelError(
-                f"{self.model_dir}: ONNX Runtime failed on a {audio.shape[0]}-sample clip: {e}"
-            ) from e
+            raise ModelError(f"{self.model_dir}: ONNX Runtime failed on a {audio.shape[0]}-sample clip: {e}") from e
         return self._probabilities(logits[0], np.empty(len(self._labels), dtype=np.float32))
 
     def __repr__(self) -> str:
@@ -237,8 +234,7 @@ class OnnxClassifier:
         fixed = [(i, d) for i, d in enumerate(declared) if isinstance(d, int) and i > 0]
         if len(declared) != len(expected) or any(expected[i] != d for i, d in fixed):
             raise ModelError(
-                f"{self.model_dir}: the features have shape {expected}, "
-                f"the ONNX model takes {tuple(declared)}"
+                f"{self.model_dir}: the features have shape {expected}, the ONNX model takes {tuple(declared)}"
             )
 
 

@@ -54,7 +54,9 @@ def _resolve(target: str) -> Any:
 
 def model_kind(path: str | Path) -> str:
     """The ``"module:attr"`` that loads the model directory ``path``, from its manifest."""
-    manifest = read_manifest(path, hint="not a wakeword model directory (made by `wakeword train` or `wakeword export`)")
+    manifest = read_manifest(
+        path, hint="not a wakeword model directory (made by `wakeword train` or `wakeword export`)"
+    )
     for (key, value), target in DIRECTORY_KINDS.items():
         if manifest.get(key) == value:
             return target
@@ -87,7 +89,9 @@ def model_directory(model: str | Path) -> Path | None:
     raise ModelError(f"unknown model {text!r}: not a directory and not one of: {valid} (or NAME:SPEC, e.g. onnx:DIR)")
 
 
-def load_classifier(model: str | Path = "default", threads: int | None = None, precision: str | None = None) -> Classifier:
+def load_classifier(
+    model: str | Path = "default", threads: int | None = None, precision: str | None = None
+) -> Classifier:
     """Build a classifier from ``--model``: ``default`` (the shipped keyword model), a model
     directory (our keyword heads or exported Hugging Face classifiers), or ``NAME[:SPEC]`` for a
     registered backend (``tone``, ``onnx:DIR``). ``precision`` (``int8``/``fp32``) picks a model

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -56,8 +56,14 @@ def embedding_count(n_samples: int, step: int = EMBEDDING_STRIDE) -> int:
 class EmbeddingFrontEnd:
     """Audio (16 kHz float32 in [-1, 1]) → (n, 96) speech embeddings, the last aligned to the audio's end."""
 
-    def __init__(self, mel_path: Path, embedding_path: Path, threads: int | None = None, cache_size: int = 64,
-                 step: int = EMBEDDING_STRIDE):
+    def __init__(
+        self,
+        mel_path: Path,
+        embedding_path: Path,
+        threads: int | None = None,
+        cache_size: int = 64,
+        step: int = EMBEDDING_STRIDE,
+    ):
         if step <= 0 or step % EMBEDDING_STRIDE:
             raise ModelError(f"embedding step {step} must be a positive multiple of {EMBEDDING_STRIDE} mel frames")
         self.step = step
@@ -126,8 +132,9 @@ class EmbeddingFrontEnd:
         win = self.windows(clips, mel_augment)
         n = win.shape[1]
         flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
-        out = np.concatenate([self._emb.run(None, {self._emb_input: flat[i : i + 512]})[0]
-                              for i in range(0, len(flat), 512)])
+        out = np.concatenate(
+            [self._emb.run(None, {self._emb_input: flat[i : i + 512]})[0] for i in range(0, len(flat), 512)]
+        )
         return out.reshape(len(clips), n, EMBEDDING_DIM)
 
 

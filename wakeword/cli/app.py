@@ -11,7 +11,8 @@ import json
 import logging
 import signal
 import sys
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from wakeword import __version__
 from wakeword.config import Settings, build_engine, load_settings_file, save_settings_file
@@ -55,14 +56,19 @@ def _keyword_thresholds(text: str) -> dict[str, float]:
 
 def add_file_source_options(p: argparse.ArgumentParser, required: bool) -> None:
     """``--input FILE|-`` with the raw-PCM options and ``--realtime`` (``run``, ``serve``)."""
-    p.add_argument("--input", "-i", required=required, default=None, metavar="FILE|-",
-                   help="audio file, or - for raw PCM on stdin")
+    p.add_argument(
+        "--input", "-i", required=required, default=None, metavar="FILE|-", help="audio file, or - for raw PCM on stdin"
+    )
     g = p.add_argument_group("raw input (--input -)")
     g.add_argument("--rate", type=int, default=argparse.SUPPRESS, help="sample rate of raw input (16000)")
     g.add_argument("--channels", type=int, default=argparse.SUPPRESS, help="channels of raw input (1)")
     g.add_argument("--format", choices=("s16le", "f32le"), default=argparse.SUPPRESS, help="raw sample format (s16le)")
-    p.add_argument("--realtime", action="store_true", default=argparse.SUPPRESS,
-                   help="deliver the input no faster than real time, like a live stream")
+    p.add_argument(
+        "--realtime",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="deliver the input no faster than real time, like a live stream",
+    )
 
 
 def add_microphone_options(p: argparse.ArgumentParser) -> None:
@@ -78,7 +84,9 @@ def open_file_source(path: str, settings: Settings):
 
     if path == "-":
         return RawStreamSource(
-            rate=settings.rate, channels=settings.channels, sample_format=settings.format,
+            rate=settings.rate,
+            channels=settings.channels,
+            sample_format=settings.format,
             realtime=settings.realtime,
         )
     return FileSource(path, realtime=settings.realtime)
@@ -96,30 +104,54 @@ def open_microphone_source(args: argparse.Namespace, settings: Settings):
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS
     g = p.add_argument_group("model and detection")
-    g.add_argument("--model", default=S, help="default (the shipped keyword model), a model directory, or NAME[:SPEC] such as tone (default)")
+    g.add_argument(
+        "--model",
+        default=S,
+        help="default (the shipped keyword model), a model directory, or NAME[:SPEC] such as tone (default)",
+    )
     g.add_argument("--keywords", default=S, help="comma-separated keywords to detect (default: all of the model's)")
-    g.add_argument("--threshold", type=float, default=S, help="detection threshold for every keyword (the model's recommended one, else 0.5)")
-    g.add_argument("--thresholds", type=_keyword_thresholds, default=S, metavar="KW=T[,KW=T]",
-                   help="per-keyword thresholds, e.g. marvin=0.8")
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=S,
+        help="detection threshold for every keyword (the model's recommended one, else 0.5)",
+    )
+    g.add_argument(
+        "--thresholds",
+        type=_keyword_thresholds,
+        default=S,
+        metavar="KW=T[,KW=T]",
+        help="per-keyword thresholds, e.g. marvin=0.8",
+    )
     g.add_argument("--smoothing-hops", type=int, default=S, help="average scores over N hops (3)")
     g.add_argument("--refractory-s", type=float, default=S, help="seconds before a keyword may fire again (1.0)")
     g.add_argument("--hop-ms", type=int, default=S, help="run the classifier every N ms while speech is present (100)")
     g.add_argument("--preroll-s", type=float, default=S, help="audio kept beyond the classifier window (2.0)")
     g = p.add_argument_group("voice-activity gate")
-    g.add_argument("--no-vad", dest="vad", action="store_false", default=S,
-                   help="classify every hop, speech or not")
+    g.add_argument("--no-vad", dest="vad", action="store_false", default=S, help="classify every hop, speech or not")
     g.add_argument("--vad-aggressiveness", type=int, default=S, choices=range(4), help="webrtcvad mode 0-3 (2)")
     g.add_argument("--vad-frame-ms", type=int, default=S, choices=(10, 20, 30), help="VAD frame length (30)")
     g.add_argument("--vad-hangover-ms", type=int, default=S, help="keep the gate open after speech (600)")
     g = p.add_argument_group("hand-off: the command after the wake word, to Whisper")
-    g.add_argument("--no-handoff", dest="handoff", action="store_false", default=S,
-                   help="detect only; do not capture and transcribe the command")
+    g.add_argument(
+        "--no-handoff",
+        dest="handoff",
+        action="store_false",
+        default=S,
+        help="detect only; do not capture and transcribe the command",
+    )
     g.add_argument("--language", default=S, help="force the command's language (ISO code, e.g. fr)")
     g.add_argument("--languages", default=S, help="restrict language ID to these, e.g. en,fr,de")
-    g.add_argument("--asr-backend", default=S,
-                   help="Whisper backend: faster-whisper, or onnx (an ONNX export, torch-free) (faster-whisper)")
-    g.add_argument("--asr-model", default=S,
-                   help="base (shipped in a wheel), a hub name, a CTranslate2 dir, or an ONNX export dir for onnx")
+    g.add_argument(
+        "--asr-backend",
+        default=S,
+        help="Whisper backend: faster-whisper, or onnx (an ONNX export, torch-free) (faster-whisper)",
+    )
+    g.add_argument(
+        "--asr-model",
+        default=S,
+        help="base (shipped in a wheel), a hub name, a CTranslate2 dir, or an ONNX export dir for onnx",
+    )
     g.add_argument("--compute-type", default=S, help="CTranslate2 compute type (int8)")
     g.add_argument("--beam-size", type=int, default=S, help="Whisper beam size (1)")
     g.add_argument("--command-silence-s", type=float, default=S, help="silence that ends a command (0.5)")
@@ -136,8 +168,9 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"wakeword {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS,
-                        help="more logging on stderr (-vv: debug)")
+    common.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS, help="more logging on stderr (-vv: debug)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _sub_add = sub.add_parser
 
@@ -149,15 +182,21 @@ def _build_parser() -> argparse.ArgumentParser:
     sub.add_parser = add_parser  # type: ignore[method-assign]
     sub.required = True
 
-    p = sub.add_parser("run", help="detect keywords in an audio file or a raw stream on stdin",
-                       description="Detect keywords in an audio file (WAV, FLAC, OGG, any rate and channel count) "
-                                   "or in raw PCM on standard input (--input -).")
+    p = sub.add_parser(
+        "run",
+        help="detect keywords in an audio file or a raw stream on stdin",
+        description="Detect keywords in an audio file (WAV, FLAC, OGG, any rate and channel count) "
+        "or in raw PCM on standard input (--input -).",
+    )
     add_file_source_options(p, required=True)
     add_engine_options(p)
     p.set_defaults(handler=_cmd_run)
 
-    p = sub.add_parser("listen", help="detect keywords from a microphone",
-                       description="Detect keywords live from an input device (sounddevice/PortAudio).")
+    p = sub.add_parser(
+        "listen",
+        help="detect keywords from a microphone",
+        description="Detect keywords live from an input device (sounddevice/PortAudio).",
+    )
     add_microphone_options(p)
     add_engine_options(p)
     p.set_defaults(handler=_cmd_listen)
@@ -192,8 +231,10 @@ def format_event(event, as_json: bool) -> str:
 
         return event_to_json(event)
     if event.kind == "transcript":
-        return (f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} "
-                f"[{event.language} {event.language_probability:.2f}] {event.text}")
+        return (
+            f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} "
+            f"[{event.language} {event.language_probability:.2f}] {event.text}"
+        )
     return f"{event.time_s:9.3f}s  {event.kind:<10} {event.keyword:<12} {event.score:.3f}"
 
 
@@ -207,7 +248,11 @@ def _emit_events(engine, source, as_json: bool) -> int:
     s = engine.stats
     log.info(
         "%.1f s of audio, %d hops, classifier ran on %d (%.0f%%), %d detection(s)",
-        s.audio_s, s.hops, s.classified_hops, 100.0 * s.classified_hops / max(1, s.hops), count,
+        s.audio_s,
+        s.hops,
+        s.classified_hops,
+        100.0 * s.classified_hops / max(1, s.hops),
+        count,
     )
     return 0
 
@@ -238,8 +283,17 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     devices = list_input_devices()
     if args.json:
         for d in devices:
-            print(json.dumps({"index": d.index, "name": d.name, "channels": d.channels,
-                              "default_rate": d.default_rate, "default": d.is_default}))
+            print(
+                json.dumps(
+                    {
+                        "index": d.index,
+                        "name": d.name,
+                        "channels": d.channels,
+                        "default_rate": d.default_rate,
+                        "default": d.is_default,
+                    }
+                )
+            )
     elif not devices:
         print("no input devices")
     else:

@@ -41,17 +41,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE", help="audio file (WAV, FLAC, OGG...)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--language", default=None, help="force this language (ISO code, e.g. fr); skips language ID")
-    g.add_argument("--languages", type=_language_list, default=None, metavar="xx,yy",
-                   help="restrict language ID to these candidates, e.g. en,fr,de")
-    p.add_argument("--asr-model", default="base",
-                   help="'base' (bundled), a local CTranslate2 Whisper directory, or a hub name; with "
-                        "--asr-backend onnx: 'base' (~/.cache/wakeword/whisper-base-onnx) or an export directory "
-                        "(base)")
-    p.add_argument("--asr-backend", default="faster-whisper",
-                   help="transcriber backend: faster-whisper, or onnx (wakeword export ... --task "
-                        "automatic-speech-recognition) (faster-whisper)")
-    p.add_argument("--compute-type", default="int8",
-                   help="int8, int8_float32, float32 (int8); the onnx backend runs its int8 or fp32 export")
+    g.add_argument(
+        "--languages",
+        type=_language_list,
+        default=None,
+        metavar="xx,yy",
+        help="restrict language ID to these candidates, e.g. en,fr,de",
+    )
+    p.add_argument(
+        "--asr-model",
+        default="base",
+        help="'base' (bundled), a local CTranslate2 Whisper directory, or a hub name; with "
+        "--asr-backend onnx: 'base' (~/.cache/wakeword/whisper-base-onnx) or an export directory "
+        "(base)",
+    )
+    p.add_argument(
+        "--asr-backend",
+        default="faster-whisper",
+        help="transcriber backend: faster-whisper, or onnx (wakeword export ... --task "
+        "automatic-speech-recognition) (faster-whisper)",
+    )
+    p.add_argument(
+        "--compute-type",
+        default="int8",
+        help="int8, int8_float32, float32 (int8); the onnx backend runs its int8 or fp32 export",
+    )
     p.add_argument("--beam-size", type=positive_int, default=1, help="beam size; 1 is greedy (1)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -70,19 +84,30 @@ def run(args: argparse.Namespace) -> int:
     audio = read_file(args.file)  # bad input fails before the model loads
     t0 = time.monotonic()
     transcriber = make_transcriber(
-        args.asr_backend, model=args.asr_model, compute_type=args.compute_type,
-        beam_size=args.beam_size, threads=args.threads,
+        args.asr_backend,
+        model=args.asr_model,
+        compute_type=args.compute_type,
+        beam_size=args.beam_size,
+        threads=args.threads,
     )
     t1 = time.monotonic()
     result = transcriber.transcribe(audio, language=args.language, languages=args.languages)
     t2 = time.monotonic()
     log.info("model loaded in %.2f s, transcribed %.2f s of audio in %.2f s", t1 - t0, result.duration_s, t2 - t1)
     if args.json:
-        print(json.dumps({
-            "file": args.file, "language": result.language,
-            "language_probability": round(result.language_probability, 4), "text": result.text,
-            "duration_s": round(result.duration_s, 3), "transcribe_s": round(t2 - t1, 3),
-        }, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "file": args.file,
+                    "language": result.language,
+                    "language_probability": round(result.language_probability, 4),
+                    "text": result.text,
+                    "duration_s": round(result.duration_s, 3),
+                    "transcribe_s": round(t2 - t1, 3),
+                },
+                ensure_ascii=False,
+            )
+        )
     else:
         print(f"[{result.language} {result.language_probability:.2f}] {result.text}")
     return 0

@@ -53,7 +53,7 @@ def parse_address(text: str, option: str, allow_remote: bool = False) -> Address
     """Parse ``unix:PATH``, ``unix://PATH``, a bare path, or ``tcp://[HOST]:PORT``."""
     text = text.strip()
     if text.startswith("tcp://"):
-        rest = text[len("tcp://"):].rstrip("/")
+        rest = text[len("tcp://") :].rstrip("/")
         host, sep, port_text = rest.rpartition(":")
         if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
             raise ConfigError(f"{option} {text!r}: expected tcp://HOST:PORT with a port number")

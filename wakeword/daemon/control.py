@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from wakeword.daemon.address import Address, default_control_path, parse_address
 from wakeword.daemon.net import NetworkLoop, close_stream_server, start_stream_server
@@ -52,7 +53,7 @@ class ControlServer:
                 reply = {"ok": False, "error": f"unknown command; valid: {', '.join(COMMANDS)}"}
             writer.write((json.dumps(reply) + "\n").encode())
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError, OSError):
+        except (TimeoutError, ConnectionError, OSError):
             pass
         finally:
             writer.close()
@@ -98,12 +99,17 @@ def query(address: Address, command: str = "status", timeout_s: float = 5.0) -> 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "status", help="query a running `wakeword serve` for its counters",
+        "status",
+        help="query a running `wakeword serve` for its counters",
         description="Ask a running `wakeword serve` over its control socket for its counters: blocks processed, "
-                    "overflows, dropped blocks, detections, transcripts, device reconnects, uptime.",
+        "overflows, dropped blocks, detections, transcripts, device reconnects, uptime.",
     )
-    p.add_argument("--control", default=None, metavar="unix:PATH|tcp://HOST:PORT",
-                   help=f"the daemon's control socket (default: {default_control_path()})")
+    p.add_argument(
+        "--control",
+        default=None,
+        metavar="unix:PATH|tcp://HOST:PORT",
+        help=f"the daemon's control socket (default: {default_control_path()})",
+    )
     p.add_argument("--json", action="store_true", help="print the reply as one JSON object")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p

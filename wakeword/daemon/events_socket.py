@@ -119,5 +119,9 @@ class EventSocketServer:
         self.net.call(self._close(flush_s))
 
     def stats(self) -> dict[str, int]:
-        return {"subscribers": self.subscribers, "connected_total": self.connected_total,
-                "published": self.published, "dropped": self.dropped}
+        return {
+            "subscribers": self.subscribers,
+            "connected_total": self.connected_total,
+            "published": self.published,
+            "dropped": self.dropped,
+        }

@@ -23,8 +23,8 @@ import signal
 import string
 import subprocess
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 from wakeword.config import Settings
 from wakeword.errors import ConfigError
@@ -46,7 +46,9 @@ def validate_template(argv: Sequence[str], where: str) -> None:
         try:
             parsed = list(formatter.parse(arg))
         except ValueError as e:
-            raise ConfigError(f"{where}: bad placeholder in {arg!r} ({e}); write {{{{ and }}}} for literal braces") from None
+            raise ConfigError(
+                f"{where}: bad placeholder in {arg!r} ({e}); write {{{{ and }}}} for literal braces"
+            ) from None
         for _, name, spec, _ in parsed:
             if name is None:
                 continue
@@ -62,10 +64,20 @@ def validate_template(argv: Sequence[str], where: str) -> None:
 def event_values(event: Event) -> dict[str, object]:
     """The placeholder values of an event; those it lacks are empty strings."""
     if isinstance(event, Detection):
-        return {"keyword": event.keyword, "score": round(float(event.score), 4),
-                "time_s": round(event.time_s, 3), "text": "", "language": ""}
-    return {"keyword": event.keyword, "score": "", "time_s": round(event.time_s, 3),
-            "text": event.text, "language": event.language}
+        return {
+            "keyword": event.keyword,
+            "score": round(float(event.score), 4),
+            "time_s": round(event.time_s, 3),
+            "text": "",
+            "language": "",
+        }
+    return {
+        "keyword": event.keyword,
+        "score": "",
+        "time_s": round(event.time_s, 3),
+        "text": event.text,
+        "language": event.language,
+    }
 
 
 def render(argv: Sequence[str], values: dict[str, object]) -> list[str]:
@@ -150,7 +162,7 @@ class HookRunner:
             worker.start()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "HookRunner":
+    def from_settings(cls, settings: Settings) -> HookRunner:
         return cls(rules_from_settings(settings), settings.hook_timeout_s, settings.hook_concurrency)
 
     def _count(self, name: str) -> None:
@@ -185,8 +197,9 @@ class HookRunner:
             fn(event)
         except Exception:
             self._count("failures")
-            log.exception("callback %s failed on the %s of %r", getattr(fn, "__qualname__", fn), event.kind,
-                          event.keyword)
+            log.exception(
+                "callback %s failed on the %s of %r", getattr(fn, "__qualname__", fn), event.kind, event.keyword
+            )
 
     def _exec(self, template: tuple[str, ...], event: Event) -> None:
         self._count("runs")
@@ -197,8 +210,9 @@ class HookRunner:
             log.error("hook %s: cannot fill in its placeholders for a %s (%s)", template[0], event.kind, e)
             return
         try:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+            )
         except OSError as e:
             self._count("failures")
             log.error("hook %s: cannot start it (%s)", argv[0], e.strerror or e)

@@ -12,7 +12,8 @@ import asyncio
 import logging
 import os
 import threading
-from typing import Any, Awaitable, Callable, Coroutine, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from wakeword.daemon.address import Address, prepare_unix_path
 from wakeword.errors import ConfigError
@@ -57,7 +58,8 @@ class NetworkLoop:
 
 
 async def start_stream_server(
-    address: Address, handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    address: Address,
+    handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
     option: str,
 ) -> asyncio.AbstractServer:
     """Listen on ``address`` (a Unix socket gets mode 0600); bind errors become one-line ConfigErrors."""
@@ -84,4 +86,3 @@ async def close_stream_server(server: asyncio.AbstractServer | None, address: Ad
             os.unlink(address.path)
         except FileNotFoundError:
             pass
-

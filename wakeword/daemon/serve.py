@@ -21,7 +21,8 @@ import signal
 import sys
 import threading
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from wakeword.config import Settings
 from wakeword.daemon.address import Address, parse_address
@@ -47,36 +48,72 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from wakeword.config import positive_int
 
     p = subparsers.add_parser(
-        "serve", help="run as a background listener (hooks, event socket, Wyoming)",
+        "serve",
+        help="run as a background listener (hooks, event socket, Wyoming)",
         description="Listen until SIGTERM/SIGINT (SIGHUP reloads --config). The source is a microphone "
-                    "(--device; re-opened with backoff if it fails or is unplugged) or --input FILE|- "
-                    "(--realtime serves a file as if it were a microphone). Events go to stdout (as `run` "
-                    "prints them), to hooks, to the --events socket; --wyoming serves Home Assistant.",
+        "(--device; re-opened with backoff if it fails or is unplugged) or --input FILE|- "
+        "(--realtime serves a file as if it were a microphone). Events go to stdout (as `run` "
+        "prints them), to hooks, to the --events socket; --wyoming serves Home Assistant.",
     )
     add_file_source_options(p, required=False)
     add_microphone_options(p)
     add_engine_options(p)
     S = argparse.SUPPRESS
     g = p.add_argument_group("daemon")
-    g.add_argument("--no-listen", dest="listen", action="store_false", default=True,
-                   help="open no audio source: serve Wyoming clients only")
-    g.add_argument("--exec", action="append", default=S, metavar="CMD",
-                   help="run CMD on every detection, without a shell; placeholders {keyword} {score} {time_s} "
-                        "(repeatable)")
-    g.add_argument("--exec-transcript", action="append", default=S, metavar="CMD",
-                   help="run CMD on every transcript; placeholders {keyword} {text} {language} {time_s} (repeatable)")
-    g.add_argument("--callback", action="append", default=S, metavar="MODULE:FUNCTION|NAME",
-                   help="call a Python function with each event (a wakeword.callbacks entry point by NAME)")
+    g.add_argument(
+        "--no-listen",
+        dest="listen",
+        action="store_false",
+        default=True,
+        help="open no audio source: serve Wyoming clients only",
+    )
+    g.add_argument(
+        "--exec",
+        action="append",
+        default=S,
+        metavar="CMD",
+        help="run CMD on every detection, without a shell; placeholders {keyword} {score} {time_s} (repeatable)",
+    )
+    g.add_argument(
+        "--exec-transcript",
+        action="append",
+        default=S,
+        metavar="CMD",
+        help="run CMD on every transcript; placeholders {keyword} {text} {language} {time_s} (repeatable)",
+    )
+    g.add_argument(
+        "--callback",
+        action="append",
+        default=S,
+        metavar="MODULE:FUNCTION|NAME",
+        help="call a Python function with each event (a wakeword.callbacks entry point by NAME)",
+    )
     g.add_argument("--hook-timeout-s", type=float, default=S, help="kill a hook after this long (10)")
     g.add_argument("--hook-concurrency", type=positive_int, default=S, help="hooks running at once (2)")
-    g.add_argument("--events", default=S, metavar="unix:PATH|tcp://HOST:PORT",
-                   help="publish events as JSON lines on this socket (TCP binds 127.0.0.1 by default)")
-    g.add_argument("--wyoming", default=S, metavar="tcp://HOST:PORT|unix:PATH",
-                   help="serve the Wyoming wake-word protocol, e.g. tcp://127.0.0.1:10400")
-    g.add_argument("--control", default=S, metavar="unix:PATH|tcp://HOST:PORT|none",
-                   help="control socket for `wakeword status` (default: $XDG_RUNTIME_DIR/wakeword/control.sock)")
-    g.add_argument("--allow-remote", action="store_true", default=S,
-                   help="allow --events/--wyoming/--control on a non-loopback address")
+    g.add_argument(
+        "--events",
+        default=S,
+        metavar="unix:PATH|tcp://HOST:PORT",
+        help="publish events as JSON lines on this socket (TCP binds 127.0.0.1 by default)",
+    )
+    g.add_argument(
+        "--wyoming",
+        default=S,
+        metavar="tcp://HOST:PORT|unix:PATH",
+        help="serve the Wyoming wake-word protocol, e.g. tcp://127.0.0.1:10400",
+    )
+    g.add_argument(
+        "--control",
+        default=S,
+        metavar="unix:PATH|tcp://HOST:PORT|none",
+        help="control socket for `wakeword status` (default: $XDG_RUNTIME_DIR/wakeword/control.sock)",
+    )
+    g.add_argument(
+        "--allow-remote",
+        action="store_true",
+        default=S,
+        help="allow --events/--wyoming/--control on a non-loopback address",
+    )
     g.add_argument("--log-format", choices=("text", "json"), default=S, help="stderr log format (text)")
     g.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
     return p
@@ -89,7 +126,7 @@ class Addresses:
     control: Address | None
 
     @classmethod
-    def from_settings(cls, s: Settings) -> "Addresses":
+    def from_settings(cls, s: Settings) -> Addresses:
         from wakeword.daemon.control import control_address
 
         return cls(
@@ -176,8 +213,13 @@ class Daemon:
             from wakeword.classifiers import load_classifier
             from wakeword.daemon.wyoming_server import WyomingServer
 
-            self.wyoming = WyomingServer(self.net, a.wyoming, load_classifier(s.model),
-                                         lambda: self.settings.engine_config(), language=s.language)
+            self.wyoming = WyomingServer(
+                self.net,
+                a.wyoming,
+                load_classifier(s.model),
+                lambda: self.settings.engine_config(),
+                language=s.language,
+            )
             self.wyoming.start()
         if self.source_factory is not None:
             self.source = RecoveringSource(self.source_factory, self.initial_backoff_s)
@@ -301,7 +343,11 @@ class Daemon:
             self.counters["reload_failures"] += 1
             log.error("reload failed, keeping the running configuration: %s", e)
             return
-        if Addresses.from_settings(settings) != self.addresses or settings.model != self.settings.model and self.wyoming:
+        if (
+            Addresses.from_settings(settings) != self.addresses
+            or settings.model != self.settings.model
+            and self.wyoming
+        ):
             log.warning("socket addresses and the Wyoming model change only on restart")
         old_hooks, self.hooks = self.hooks, hooks
         if old_hooks is not None:
@@ -316,8 +362,17 @@ class Daemon:
         src = self.source
         out: dict[str, Any] = {
             "uptime_s": round(time.monotonic() - self.started_at, 3),
-            "state": ("stopping" if self.stop_requested.is_set() else "ended" if self.finished.is_set()
-                      else "no source" if src is None else "listening" if src.connected else "reconnecting"),
+            "state": (
+                "stopping"
+                if self.stop_requested.is_set()
+                else "ended"
+                if self.finished.is_set()
+                else "no source"
+                if src is None
+                else "listening"
+                if src.connected
+                else "reconnecting"
+            ),
             **self.counters,
             "audio_s": round(self.engine.stats.audio_s + self._sample_offset / SAMPLE_RATE, 3) if self.engine else 0.0,
             "overflows": src.overflows if src else 0,
@@ -372,8 +427,12 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     configure_logging(settings.log_format, args.verbose)
     reload_args = argparse.Namespace(**{**vars(args), "save_config": None})
-    daemon = Daemon(settings, _source_factory(args, settings), reload_settings=lambda: settings_from_args(reload_args),
-                    out=sys.stdout)
+    daemon = Daemon(
+        settings,
+        _source_factory(args, settings),
+        reload_settings=lambda: settings_from_args(reload_args),
+        out=sys.stdout,
+    )
     try:
         if not stop_signals:
             daemon.start()

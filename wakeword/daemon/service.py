@@ -44,17 +44,19 @@ def unit_path(name: str = "wakeword") -> Path:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "install-service", help="write a systemd unit for `wakeword serve`",
+        "install-service",
+        help="write a systemd unit for `wakeword serve`",
         description="Write a systemd user unit (~/.config/systemd/user/NAME.service) that runs "
-                    "`wakeword serve` with the options given after --, e.g. "
-                    "`wakeword install-service --user -- --config ~/.config/wakeword.toml`.",
+        "`wakeword serve` with the options given after --, e.g. "
+        "`wakeword install-service --user -- --config ~/.config/wakeword.toml`.",
     )
     p.add_argument("--user", action="store_true", help="a user unit (the only kind supported)")
     p.add_argument("--name", default="wakeword", help="unit name (wakeword)")
     p.add_argument("--force", action="store_true", help="replace an existing unit file")
     p.add_argument("--print", dest="print_only", action="store_true", help="print the unit instead of writing it")
-    p.add_argument("serve_args", nargs=argparse.REMAINDER, metavar="-- SERVE-OPTIONS",
-                   help="options for `wakeword serve`")
+    p.add_argument(
+        "serve_args", nargs=argparse.REMAINDER, metavar="-- SERVE-OPTIONS", help="options for `wakeword serve`"
+    )
     p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
     return p
 
@@ -80,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         raise ConfigError(f"{path}: cannot write the unit ({e.strerror or e})") from None
     print(f"wrote {path}")
-    print(f"start it now and at every login:  systemctl --user daemon-reload && systemctl --user enable --now {args.name}")
+    print(
+        f"start it now and at every login:  systemctl --user daemon-reload && systemctl --user enable --now {args.name}"
+    )
     print("start it at boot without logging in:  loginctl enable-linger $USER")
     return 0

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import numpy as np
 
@@ -64,8 +64,14 @@ class SharedClassifier:
 class WyomingServer:
     """Serves Wyoming wake-word clients on ``address`` until ``close()``."""
 
-    def __init__(self, net, address: Address, classifier: Classifier,
-                 engine_config: Callable[[], EngineConfig], language: str | None = None) -> None:
+    def __init__(
+        self,
+        net,
+        address: Address,
+        classifier: Classifier,
+        engine_config: Callable[[], EngineConfig],
+        language: str | None = None,
+    ) -> None:
         _wyoming()
         self.net = net
         self.address = address
@@ -89,12 +95,25 @@ class WyomingServer:
 
         attribution = Attribution(name="wakeword", url="https://pypi.org/project/wakeword/")
         models = [
-            WakeModel(name=kw, attribution=attribution, installed=True, description=f"wake word {kw!r}",
-                      version=__version__, languages=list(self.languages), phrase=kw)
+            WakeModel(
+                name=kw,
+                attribution=attribution,
+                installed=True,
+                description=f"wake word {kw!r}",
+                version=__version__,
+                languages=list(self.languages),
+                phrase=kw,
+            )
             for kw in self.keywords
         ]
-        program = WakeProgram(name="wakeword", attribution=attribution, installed=True,
-                              description="On-device wake-word engine", version=__version__, models=models)
+        program = WakeProgram(
+            name="wakeword",
+            attribution=attribution,
+            installed=True,
+            description="On-device wake-word engine",
+            version=__version__,
+            models=models,
+        )
         return Info(wake=[program]).event()
 
     def start(self) -> None:
@@ -128,8 +147,12 @@ class WyomingServer:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
     def stats(self) -> dict[str, int]:
-        return {"clients": self.clients, "connected_total": self.connected_total, "streams": self.streams,
-                "detections": self.detections}
+        return {
+            "clients": self.clients,
+            "connected_total": self.connected_total,
+            "streams": self.streams,
+            "detections": self.detections,
+        }
 
 
 _HANDLER_CLASS = None

@@ -26,7 +26,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -116,8 +116,7 @@ def feature_options(arch: _Architecture, extractor: Any, config: Any, source: st
 
     if type(extractor).__name__ != arch.extractor:
         raise ModelError(
-            f"{source}: {config.model_type} expects a {arch.extractor}, "
-            f"the checkpoint has {type(extractor).__name__}"
+            f"{source}: {config.model_type} expects a {arch.extractor}, the checkpoint has {type(extractor).__name__}"
         )
     rate = int(extractor.sampling_rate)
     if arch.feature_kind == "ast_fbank":
@@ -197,8 +196,7 @@ def _parity(
         return {
             "max_abs_diff_logits_vs_torch": max(r[f"{precision}_max_abs_diff"] for r in rows),
             "end_to_end_max_abs_diff_logits": max(r[f"{precision}_end_to_end_max_abs_diff"] for r in rows),
-            "top1_agreement_with_torch": sum(r[f"{precision}_top1"] == r["torch_top1"] for r in rows)
-            / len(rows),
+            "top1_agreement_with_torch": sum(r[f"{precision}_top1"] == r["torch_top1"] for r in rows) / len(rows),
         }
 
     return {
@@ -210,7 +208,11 @@ def _parity(
 
 
 def export_classifier(
-    model: str, out: Path, options: ExportOptions, source: str, is_local: bool,
+    model: str,
+    out: Path,
+    options: ExportOptions,
+    source: str,
+    is_local: bool,
     progress: Callable[[str], None] | None,
 ) -> ExportResult:
     """The ``audio-classification`` branch of :func:`wakeword.export.command.export`."""
@@ -227,15 +229,12 @@ def export_classifier(
     features = feature_options(arch, extractor, config, model)
     if features.sample_rate != SAMPLE_RATE:
         raise ModelError(
-            f"{model}: the model expects {features.sample_rate} Hz audio; "
-            f"the engine feeds {SAMPLE_RATE} Hz"
+            f"{model}: the model expects {features.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
         )
     window = options.window_samples or _default_window_samples(arch.feature_kind, features)
     labels = [str(config.id2label[i]) for i in range(config.num_labels)]
     n_params = sum(p.numel() for p in hf_model.parameters())
-    log.info(
-        "%s: %s, %.1fM parameters, %d labels", model, type(hf_model).__name__, n_params / 1e6, len(labels)
-    )
+    log.info("%s: %s, %.1fM parameters, %d labels", model, type(hf_model).__name__, n_params / 1e6, len(labels))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
@@ -318,9 +317,7 @@ def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[An
 
 def _check_head(config: Any, source: str) -> None:
     heads = [
-        a
-        for a in (config.architectures or [])
-        if a.endswith(("ForAudioClassification", "ForSequenceClassification"))
+        a for a in (config.architectures or []) if a.endswith(("ForAudioClassification", "ForSequenceClassification"))
     ]
     if config.architectures and not heads:
         raise ModelError(
@@ -346,9 +343,7 @@ def _run_parity(
     for precision, files in models.items():
         so = ort.SessionOptions()
         so.log_severity_level = 3
-        sessions[precision] = ort.InferenceSession(
-            str(staging / files[0]), so, providers=["CPUExecutionProvider"]
-        )
+        sessions[precision] = ort.InferenceSession(str(staging / files[0]), so, providers=["CPUExecutionProvider"])
     inputs = parity_inputs(options, window)
     parity = _parity(hf_model, extractor, features, sessions, inputs, labels, torch)
     parity["window_samples"] = window
@@ -361,13 +356,9 @@ def _run_parity(
             100 * summary["top1_agreement_with_torch"],
         )
     if parity["features_max_abs_diff"] > 1e-4:
-        log.warning(
-            "numpy features differ from transformers' by %.2e (> 1e-4)", parity["features_max_abs_diff"]
-        )
+        log.warning("numpy features differ from transformers' by %.2e (> 1e-4)", parity["features_max_abs_diff"])
     if parity["fp32"]["max_abs_diff_logits_vs_torch"] > 1e-3:
-        log.warning(
-            "ONNX fp32 logits differ from torch by %.2e", parity["fp32"]["max_abs_diff_logits_vs_torch"]
-        )
+        log.warning("ONNX fp32 logits differ from torch by %.2e", parity["fp32"]["max_abs_diff_logits_vs_torch"])
     return parity
 
 
@@ -422,9 +413,6 @@ def _manifest(
         "files": files,
         "versions": versions(),
         "exporter": "optimum.exporters.onnx.onnx_export_from_model",
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     return manifest
-
-
-

@@ -66,15 +66,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "to ONNX fp32 and int8, with a manifest and a torch-vs-ONNX parity report. "
         "Needs the export extra: pip install 'wakeword[export]'.",
     )
-    p.add_argument(
-        "model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory ({DEFAULT_MODEL})"
-    )
-    p.add_argument(
-        "--out", "-o", required=True, metavar="DIR", help="output directory (must be empty unless --force)"
-    )
-    p.add_argument(
-        "--quantize", choices=("int8", "none"), default="int8", help="also write model.int8.onnx (int8)"
-    )
+    p.add_argument("model", nargs="?", default=DEFAULT_MODEL, help=f"hub id or local directory ({DEFAULT_MODEL})")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output directory (must be empty unless --force)")
+    p.add_argument("--quantize", choices=("int8", "none"), default="int8", help="also write model.int8.onnx (int8)")
     p.add_argument(
         "--task",
         default=TASK,

@@ -19,7 +19,27 @@ from typing import Any
 
 from wakeword.errors import ConfigError, DependencyError, ModelError
 
-__all__ = ['ASR_TASK', 'DEFAULT_PARITY_AUDIO', 'HUB_ID', 'PROTOBUF_LIMIT', 'TASK', 'ExportOptions', 'ExportResult', 'Stages', 'check_out_dir', 'import_export_stack', 'load_config', 'one_line', 'parity_inputs', 'peek_model_type', 'quiet_export_chatter', 'resolve_source', 'step_errors', 'transformers_errors_only', 'versions']
+__all__ = [
+    "ASR_TASK",
+    "DEFAULT_PARITY_AUDIO",
+    "HUB_ID",
+    "PROTOBUF_LIMIT",
+    "TASK",
+    "ExportOptions",
+    "ExportResult",
+    "Stages",
+    "check_out_dir",
+    "import_export_stack",
+    "load_config",
+    "one_line",
+    "parity_inputs",
+    "peek_model_type",
+    "quiet_export_chatter",
+    "resolve_source",
+    "step_errors",
+    "transformers_errors_only",
+    "versions",
+]
 
 log = logging.getLogger(__name__)
 
@@ -165,9 +185,7 @@ def resolve_source(model: str) -> tuple[str, bool]:
         raise ModelError(f"{model}: no such model directory")
     if "/" in model and path.parent.is_dir():
         # "models/ast" next to an existing models/ is a mistyped path, not a hub id
-        raise ModelError(
-            f"{model}: no such model directory (and {path.parent} is a local directory, not a hub owner)"
-        )
+        raise ModelError(f"{model}: no such model directory (and {path.parent} is a local directory, not a hub owner)")
     return model, False
 
 
@@ -229,11 +247,7 @@ def parity_inputs(options: ExportOptions, window: int) -> list[tuple[str, str, A
     from wakeword.audio.sources import read_file
     from wakeword.errors import AudioError
 
-    paths = (
-        list(options.parity_audio)
-        if options.parity_audio is not None
-        else sorted(glob.glob(DEFAULT_PARITY_AUDIO))
-    )
+    paths = list(options.parity_audio) if options.parity_audio is not None else sorted(glob.glob(DEFAULT_PARITY_AUDIO))
     inputs: list[tuple[str, str, Any]] = []
     for path in paths[: options.parity_clips]:
         try:

@@ -23,7 +23,7 @@ import logging
 import os
 import shutil
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,8 +44,13 @@ log = logging.getLogger(__name__)
 
 OPTIMUM_TASK = "automatic-speech-recognition-with-past"
 ENCODER, DECODER = "encoder_model", "decoder_model_merged"
-SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "config.json", "generation_config.json",
-              "preprocessor_config.json")
+SIDE_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "config.json",
+    "generation_config.json",
+    "preprocessor_config.json",
+)
 # Per-tensor int8 weights changed Whisper base's language on a Spanish command and words in three of
 # five; per-channel scales kept every language right (models/examples/commands, see the README fragment).
 PER_CHANNEL = True
@@ -63,8 +68,10 @@ def whisper_tokens(generation_config: Any, config: Any) -> dict[str, Any]:
     if getattr(generation_config, "is_multilingual", bool(lang_to_id)) and not lang_to_id:
         raise ModelError("the checkpoint's generation config is multilingual but has no lang_to_id")
     if no_timestamps is None or "transcribe" not in task_to_id and lang_to_id:
-        raise ModelError("the checkpoint's generation config lacks no_timestamps_token_id or task_to_id; "
-                         "save one with the Whisper generation settings")
+        raise ModelError(
+            "the checkpoint's generation config lacks no_timestamps_token_id or task_to_id; "
+            "save one with the Whisper generation settings"
+        )
     return {
         "start_of_transcript": int(start),
         "end_of_text": int(eos),
@@ -81,8 +88,10 @@ def _load(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any
 
     config, where = load_config(transformers, source, is_local)
     if getattr(config, "model_type", None) != "whisper":
-        raise ModelError(f"{source}: model type {getattr(config, 'model_type', None)!r} is not whisper; "
-                         f"--task {ASR_TASK} exports Whisper checkpoints only")
+        raise ModelError(
+            f"{source}: model type {getattr(config, 'model_type', None)!r} is not whisper; "
+            f"--task {ASR_TASK} exports Whisper checkpoints only"
+        )
     try:
         extractor = transformers.WhisperFeatureExtractor.from_pretrained(source)
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
@@ -110,8 +119,10 @@ def export_whisper(
     if is_local:
         model_type = common.peek_model_type(Path(source))
         if model_type != "whisper":
-            raise ModelError(f"{source}: model type {model_type!r} is not whisper; "
-                             f"--task {ASR_TASK} exports Whisper checkpoints only")
+            raise ModelError(
+                f"{source}: model type {model_type!r} is not whisper; "
+                f"--task {ASR_TASK} exports Whisper checkpoints only"
+            )
 
     stages = common.Stages(5 if options.quantize == "int8" else 4, progress)
     stages(f"loading {model} with transformers")
@@ -122,8 +133,9 @@ def export_whisper(
     config = hf_model.config
     features = ex.feature_options(ex.SUPPORTED_MODEL_TYPES["whisper"], extractor, config, model)
     if features.sample_rate != SAMPLE_RATE:
-        raise ModelError(f"{model}: the model expects {features.sample_rate} Hz audio; "
-                         f"the engine feeds {SAMPLE_RATE} Hz")
+        raise ModelError(
+            f"{model}: the model expects {features.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
+        )
     tokens = whisper_tokens(hf_model.generation_config, config)
     n_params = sum(p.numel() for p in hf_model.parameters())
 
@@ -134,8 +146,12 @@ def export_whisper(
             stages(f"exporting encoder + merged decoder with past to ONNX with optimum ({n_params:,} parameters)")
             with common.step_errors(f"optimum could not export {model}"):
                 stack["onnx_export_from_model"](
-                    hf_model, staging / "optimum", task=OPTIMUM_TASK, opset=options.opset,
-                    do_validation=False, preprocessors=[extractor],
+                    hf_model,
+                    staging / "optimum",
+                    task=OPTIMUM_TASK,
+                    opset=options.opset,
+                    do_validation=False,
+                    preprocessors=[extractor],
                 )
             exported = staging / "optimum"
             models: dict[str, dict[str, str]] = {"fp32": {}}
@@ -153,8 +169,11 @@ def export_whisper(
                     src, dst = staging / f"{part}.onnx", staging / f"{part}.int8.onnx"
                     with common.step_errors(f"onnxruntime could not quantize {src.name} (try --quantize none)"):
                         stack["quantize_dynamic"](
-                            str(src), str(dst), weight_type=stack["QuantType"].QInt8,
-                            op_types_to_quantize=list(options.quantize_op_types), per_channel=PER_CHANNEL,
+                            str(src),
+                            str(dst),
+                            weight_type=stack["QuantType"].QInt8,
+                            op_types_to_quantize=list(options.quantize_op_types),
+                            per_channel=PER_CHANNEL,
                             use_external_data_format=src.stat().st_size > common.PROTOBUF_LIMIT,
                             extra_options={"EnableSubgraph": True},
                         )
@@ -173,8 +192,11 @@ def export_whisper(
         manifest: dict[str, Any] = {
             "format": "wakeword-onnx-whisper",
             "format_version": 1,
-            "source": {"model": str(Path(model).expanduser().resolve()) if is_local else model, "local": is_local,
-                       "revision": getattr(config, "_commit_hash", None)},
+            "source": {
+                "model": str(Path(model).expanduser().resolve()) if is_local else model,
+                "local": is_local,
+                "revision": getattr(config, "_commit_hash", None),
+            },
             "task": ASR_TASK,
             "optimum_task": OPTIMUM_TASK,
             "architecture": type(hf_model).__name__,
@@ -187,19 +209,24 @@ def export_whisper(
             "tokens": tokens,
             "max_target_positions": int(config.max_target_positions),
             "decoding": "greedy, temperature 0, <|notimestamps|>; language ID from the language-token "
-                        "softmax at the first step",
-            "quantization": None if "int8" not in models else {
-                "method": "onnxruntime.quantization.quantize_dynamic", "weight_type": "QInt8",
-                "op_types": list(options.quantize_op_types), "per_channel": PER_CHANNEL,
+            "softmax at the first step",
+            "quantization": None
+            if "int8" not in models
+            else {
+                "method": "onnxruntime.quantization.quantize_dynamic",
+                "weight_type": "QInt8",
+                "op_types": list(options.quantize_op_types),
+                "per_channel": PER_CHANNEL,
                 "extra_options": {"EnableSubgraph": True},
             },
             "files": {},
             "versions": common.versions(),
             "exporter": "optimum.exporters.onnx.onnx_export_from_model",
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        manifest["files"] = {n: {"sha256": sha256_file(staging / n), "bytes": (staging / n).stat().st_size}
-                             for n in names}
+        manifest["files"] = {
+            n: {"sha256": sha256_file(staging / n), "bytes": (staging / n).stat().st_size} for n in names
+        }
         write_manifest(staging / "manifest.json", manifest)  # lets the runtime read the staging dir for parity
 
         stages("checking greedy decoding on ONNX against transformers' generate")
@@ -207,8 +234,10 @@ def export_whisper(
             parity = _parity(hf_model, staging, models, options, features, torch)
         write_manifest(staging / "parity.json", parity)
         names.append("parity.json")
-        manifest["files"]["parity.json"] = {"sha256": sha256_file(staging / "parity.json"),
-                                            "bytes": (staging / "parity.json").stat().st_size}
+        manifest["files"]["parity.json"] = {
+            "sha256": sha256_file(staging / "parity.json"),
+            "bytes": (staging / "parity.json").stat().st_size,
+        }
         manifest["parity"] = {k: v for k, v in parity.items() if k != "per_input"}
 
         stages("writing manifest.json")
@@ -224,43 +253,63 @@ def export_whisper(
     return common.ExportResult(out_dir=out, manifest=manifest, parity=parity, files=sizes)
 
 
-def _parity(hf_model: Any, model_dir: Path, models: dict[str, dict[str, str]], options: ExportOptions,
-            features: Any, torch: Any) -> dict[str, Any]:
+def _parity(
+    hf_model: Any, model_dir: Path, models: dict[str, dict[str, str]], options: ExportOptions, features: Any, torch: Any
+) -> dict[str, Any]:
     """Tokens and language of ONNX greedy decoding vs ``generate`` (greedy), first
     :data:`PARITY_MAX_NEW_TOKENS` generated tokens, on speech clips and random audio."""
     from wakeword.asr.onnx_whisper import OnnxWhisperTranscriber
     from wakeword.export.common import parity_inputs
     from wakeword.features import WhisperLogMel
 
-    ours = {p: OnnxWhisperTranscriber(model_dir, compute_type="float32" if p == "fp32" else "int8", threads=1,
-                                      max_new_tokens=PARITY_MAX_NEW_TOKENS, verify=False) for p in models}
+    ours = {
+        p: OnnxWhisperTranscriber(
+            model_dir,
+            compute_type="float32" if p == "fp32" else "int8",
+            threads=1,
+            max_new_tokens=PARITY_MAX_NEW_TOKENS,
+            verify=False,
+        )
+        for p in models
+    }
     extract = WhisperLogMel(features)
     rows = []
     for name, kind, audio in parity_inputs(options, 30 * features.sample_rate):
         reference, language = generate_reference(hf_model, extract(audio), torch, PARITY_MAX_NEW_TOKENS)
-        row: dict[str, Any] = {"input": name, "kind": kind, "generate_language": language,
-                               "generate_tokens": len(reference)}
+        row: dict[str, Any] = {
+            "input": name,
+            "kind": kind,
+            "generate_language": language,
+            "generate_tokens": len(reference),
+        }
         for precision, transcriber in ours.items():
             ids, code, probability = transcriber.generate(audio)
             row[f"{precision}_language"] = code
             row[f"{precision}_language_probability"] = round(probability, 4)
             row[f"{precision}_tokens_equal"] = ids == reference
             row[f"{precision}_common_prefix"] = next(
-                (i for i, (a, b) in enumerate(zip(ids, reference)) if a != b), min(len(ids), len(reference)))
+                (i for i, (a, b) in enumerate(zip(ids, reference)) if a != b), min(len(ids), len(reference))
+            )
             row[f"{precision}_text"] = transcriber.decode(ids)
         rows.append(row)
     summary = {"inputs": len(rows), "max_new_tokens": PARITY_MAX_NEW_TOKENS}
     for precision in ours:
         summary[f"{precision}_tokens_equal"] = sum(r[f"{precision}_tokens_equal"] for r in rows) / len(rows)
         summary[f"{precision}_language_equal"] = sum(
-            r[f"{precision}_language"] == r["generate_language"] for r in rows) / len(rows)
-        log.info("parity %s: tokens equal on %.0f%% of inputs, language on %.0f%%", precision,
-                 100 * summary[f"{precision}_tokens_equal"], 100 * summary[f"{precision}_language_equal"])
+            r[f"{precision}_language"] == r["generate_language"] for r in rows
+        ) / len(rows)
+        log.info(
+            "parity %s: tokens equal on %.0f%% of inputs, language on %.0f%%",
+            precision,
+            100 * summary[f"{precision}_tokens_equal"],
+            100 * summary[f"{precision}_language_equal"],
+        )
     return {**summary, "per_input": rows}
 
 
-def generate_reference(hf_model: Any, features: Any, torch: Any, max_new_tokens: int | None = None,
-                       language: str | None = None) -> tuple[list[int], str]:
+def generate_reference(
+    hf_model: Any, features: Any, torch: Any, max_new_tokens: int | None = None, language: str | None = None
+) -> tuple[list[int], str]:
     """transformers' greedy ``generate`` on log-mel ``features``: ``(tokens from <|startoftranscript|>
     on without the final <|endoftext|>, language code)``."""
     gen = hf_model.generation_config

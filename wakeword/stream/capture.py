@@ -138,5 +138,3 @@ class CommandCapture:
         )
         self.reset_states()
         return result
-
-

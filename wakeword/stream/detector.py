@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -51,14 +51,18 @@ class Detector:
     """Stateful detector for one stream. State: score history, re-arm flags, refractory ends."""
 
     def __init__(
-        self, labels: tuple[str, ...], config: DetectorConfig = DetectorConfig(), default_keywords: tuple[str, ...] = (),
-        window_samples: int = 0, model_thresholds: Mapping[str, float] | None = None,
+        self,
+        labels: tuple[str, ...],
+        config: DetectorConfig = DetectorConfig(),
+        default_keywords: tuple[str, ...] = (),
+        window_samples: int = 0,
+        model_thresholds: Mapping[str, float] | None = None,
     ) -> None:
         """``default_keywords``: the model's wake words, used when the config names none. ``window_samples``:
         the classifier's window; a keyword stays quiet at least this long after it fires. ``model_thresholds``:
         the model's recommended thresholds, used where the config sets neither a keyword's nor a global one."""
         self.config = config
-        keywords = config.keywords or default_keywords or tuple(l for l in labels if not l.startswith("_"))
+        keywords = config.keywords or default_keywords or tuple(label for label in labels if not label.startswith("_"))
         unknown = [k for k in (*keywords, *config.thresholds) if k not in labels]
         if unknown:
             raise ConfigError(

@@ -12,7 +12,6 @@ from wakeword.pcm import SAMPLE_RATE
 __all__ = ["VadConfig", "VadGate"]
 
 
-
 @dataclass(frozen=True)
 class VadConfig:
     """``aggressiveness`` 0 (lenient) to 3 (strict); ``frame_ms`` 10, 20 or 30;
@@ -100,4 +99,3 @@ class VadGate:
                     self._last_speech_end = self._seen
         self.hop_had_speech = self.speech_frames > speech_before
         return self.is_open
-

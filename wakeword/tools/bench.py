@@ -167,8 +167,14 @@ def _stage_stats(ns: list[int] | None) -> dict[str, Any] | None:
 
     ms = np.asarray(ns, dtype=np.float64) / 1e6
     p50, p95, p99 = np.percentile(ms, [50, 95, 99])
-    return {"count": int(ms.size), "p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
-            "mean_ms": float(ms.mean()), "total_s": float(ms.sum() / 1e3)}
+    return {
+        "count": int(ms.size),
+        "p50_ms": float(p50),
+        "p95_ms": float(p95),
+        "p99_ms": float(p99),
+        "mean_ms": float(ms.mean()),
+        "total_s": float(ms.sum() / 1e3),
+    }
 
 
 def process_age_s() -> float | None:
@@ -213,8 +219,7 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
     if args.handoff:
         from wakeword.asr.base import make_transcriber
 
-        transcriber = make_transcriber("faster-whisper", model="base", compute_type="int8",
-                                       threads=args.threads or 1)
+        transcriber = make_transcriber("faster-whisper", model="base", compute_type="int8", threads=args.threads or 1)
     load_ms = (time.perf_counter() - t0) * 1000
     clock = StageClock()
     engine = instrument(classifier, EngineConfig(vad=VadConfig(enabled=args.vad)), clock, transcriber)
@@ -244,9 +249,12 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
     else:
         inference = ns.get("classifier", [])
     stages = {
-        "source": _stage_stats(ns.get("source")), "vad": _stage_stats(ns.get("vad")),
-        "features": _stage_stats(ns.get("features")), "inference": _stage_stats(inference),
-        "detector": _stage_stats(ns.get("detector")), "handoff": _stage_stats(ns.get("handoff")),
+        "source": _stage_stats(ns.get("source")),
+        "vad": _stage_stats(ns.get("vad")),
+        "features": _stage_stats(ns.get("features")),
+        "inference": _stage_stats(inference),
+        "detector": _stage_stats(ns.get("detector")),
+        "handoff": _stage_stats(ns.get("handoff")),
         "block": _stage_stats(ns.get("block")),
     }
     latency = None
@@ -270,8 +278,9 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
         "hop_ms": engine.hop_samples * 1000 / SAMPLE_RATE,
         "hops": engine.stats.hops,
         "classified_hops": engine.stats.classified_hops,
-        "detections": [{"keyword": d.keyword, "time_s": round(d.time_s, 3), "score": round(d.score, 4)}
-                       for d in detections],
+        "detections": [
+            {"keyword": d.keyword, "time_s": round(d.time_s, 3), "score": round(d.score, 4)} for d in detections
+        ],
         "detection_latency_ms": latency,
         "stages": stages,
         "torch_loaded": "torch" in sys.modules,
@@ -289,8 +298,7 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
     def speech_embedding(mel: Path, emb: Path, head: Path, window: int) -> MacCount:
         # per hop: the log-mel of the whole window, one new embedding (the rest are cached), the head
         # (its number of embeddings is fixed in its graph)
-        return (count_macs(mel, [1, window]) + count_macs(emb, [1, 76, 32, 1])
-                + count_macs(head, [1, -1, EMBEDDING_DIM]))
+        return count_macs(mel, [1, window]) + count_macs(emb, [1, 76, 32, 1]) + count_macs(head, [1, -1, EMBEDDING_DIM])
 
     if backend.startswith(PEER_PREFIX):
         from wakeword.tools.peers import load_peer
@@ -305,8 +313,9 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
         files = manifest["files"]
         head = files["head_int8" if backend == "onnx-int8" else "head"]["path"]
         window = int(manifest["window_samples"])
-        return speech_embedding(root / files["melspectrogram"]["path"], root / files["embedding"]["path"],
-                                root / head, window)
+        return speech_embedding(
+            root / files["melspectrogram"]["path"], root / files["embedding"]["path"], root / head, window
+        )
     if manifest.get("format") == "wakeword-onnx-classifier":
         from wakeword.features import build_feature_extractor
 
@@ -326,8 +335,14 @@ _STAGE = {
     "type": ["object", "null"],
     "required": ["count", "p50_ms", "p95_ms", "p99_ms", "mean_ms", "total_s"],
     "additionalProperties": False,
-    "properties": {"count": {"type": "integer", "minimum": 1}, "p50_ms": _NUM, "p95_ms": _NUM, "p99_ms": _NUM,
-                   "mean_ms": _NUM, "total_s": _NUM},
+    "properties": {
+        "count": {"type": "integer", "minimum": 1},
+        "p50_ms": _NUM,
+        "p95_ms": _NUM,
+        "p99_ms": _NUM,
+        "mean_ms": _NUM,
+        "total_s": _NUM,
+    },
 }
 BENCH_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -338,14 +353,23 @@ BENCH_SCHEMA: dict[str, Any] = {
         "machine": {
             "type": "object",
             "required": ["cpu", "cores", "python", "onnxruntime", "load_1min"],
-            "properties": {"cpu": {"type": "string"}, "cores": {"type": "integer"}, "python": {"type": "string"},
-                           "onnxruntime": {"type": "string"}, "load_1min": _NUM_OR_NULL},
+            "properties": {
+                "cpu": {"type": "string"},
+                "cores": {"type": "integer"},
+                "python": {"type": "string"},
+                "onnxruntime": {"type": "string"},
+                "load_1min": _NUM_OR_NULL,
+            },
         },
         "input": {
             "type": "object",
             "required": ["path", "duration_s", "labels", "repeat"],
-            "properties": {"path": {"type": "string"}, "duration_s": _NUM, "labels": {"type": ["string", "null"]},
-                           "repeat": {"type": "integer", "minimum": 1}},
+            "properties": {
+                "path": {"type": "string"},
+                "duration_s": _NUM,
+                "labels": {"type": ["string", "null"]},
+                "repeat": {"type": "integer", "minimum": 1},
+            },
         },
         "model": {"type": "string"},
         "baseline": {"type": "string"},
@@ -355,10 +379,29 @@ BENCH_SCHEMA: dict[str, Any] = {
             "type": "array",
             "items": {
                 "type": "object",
-                "required": ["backend", "model", "threads", "audio_s", "x_realtime", "cpu_s_per_audio_hour",
-                             "peak_rss_mb", "load_ms", "startup_ms", "hop_ms", "hops", "classified_hops",
-                             "detections", "detection_latency_ms", "stages", "torch_loaded", "macs_per_hop",
-                             "int8_macs_per_hop", "pi_estimate", "cpu_speedup_vs_baseline", "cpu_speedup_vs_peer"],
+                "required": [
+                    "backend",
+                    "model",
+                    "threads",
+                    "audio_s",
+                    "x_realtime",
+                    "cpu_s_per_audio_hour",
+                    "peak_rss_mb",
+                    "load_ms",
+                    "startup_ms",
+                    "hop_ms",
+                    "hops",
+                    "classified_hops",
+                    "detections",
+                    "detection_latency_ms",
+                    "stages",
+                    "torch_loaded",
+                    "macs_per_hop",
+                    "int8_macs_per_hop",
+                    "pi_estimate",
+                    "cpu_speedup_vs_baseline",
+                    "cpu_speedup_vs_peer",
+                ],
                 "additionalProperties": False,
                 "properties": {
                     "backend": {"type": "string"},
@@ -375,14 +418,21 @@ BENCH_SCHEMA: dict[str, Any] = {
                     "classified_hops": {"type": "integer", "minimum": 0},
                     "detections": {
                         "type": "array",
-                        "items": {"type": "object", "required": ["keyword", "time_s", "score"],
-                                  "properties": {"keyword": {"type": "string"}, "time_s": _NUM, "score": _NUM}},
+                        "items": {
+                            "type": "object",
+                            "required": ["keyword", "time_s", "score"],
+                            "properties": {"keyword": {"type": "string"}, "time_s": _NUM, "score": _NUM},
+                        },
                     },
                     "detection_latency_ms": {
                         "type": ["object", "null"],
                         "required": ["count", "p50", "p95", "keywords"],
-                        "properties": {"count": {"type": "integer"}, "p50": _NUM_OR_NULL, "p95": _NUM_OR_NULL,
-                                       "keywords": {"type": "integer"}},
+                        "properties": {
+                            "count": {"type": "integer"},
+                            "p50": _NUM_OR_NULL,
+                            "p95": _NUM_OR_NULL,
+                            "keywords": {"type": "integer"},
+                        },
                     },
                     "stages": {
                         "type": "object",
@@ -422,17 +472,33 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "audio file, with an estimate of the cost on a Raspberry Pi from the models' operation counts.",
     )
     p.add_argument("--model", default="default", help="model directory or built-in backend (default)")
-    p.add_argument("--input", "-i", default=None, metavar="FILE",
-                   help="audio file (default: the bundled example, models/examples/marvin-stream.wav)")
-    p.add_argument("--labels", default=None, metavar="JSON",
-                   help="keyword times of the input, for detection latency (default: FILE.json if present)")
+    p.add_argument(
+        "--input",
+        "-i",
+        default=None,
+        metavar="FILE",
+        help="audio file (default: the bundled example, models/examples/marvin-stream.wav)",
+    )
+    p.add_argument(
+        "--labels",
+        default=None,
+        metavar="JSON",
+        help="keyword times of the input, for detection latency (default: FILE.json if present)",
+    )
     p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime / torch threads per backend")
     p.add_argument("--backends", default=None, help="comma-separated subset, e.g. onnx-int8,transformers")
-    p.add_argument("--peer", default=None, metavar="openwakeword[:NAME]",
-                   help="also run a peer's model on the same audio (benchmark only)")
+    p.add_argument(
+        "--peer",
+        default=None,
+        metavar="openwakeword[:NAME]",
+        help="also run a peer's model on the same audio (benchmark only)",
+    )
     p.add_argument("--repeat", type=positive_int, default=1, help="passes over the input per backend (1)")
-    p.add_argument("--handoff", action="store_true",
-                   help="also time the Whisper hand-off after each detection (needs faster-whisper)")
+    p.add_argument(
+        "--handoff",
+        action="store_true",
+        help="also time the Whisper hand-off after each detection (needs faster-whisper)",
+    )
     p.add_argument("--no-vad", dest="vad", action="store_false", help="classify every hop, speech or not")
     p.add_argument("--json", action="store_true", help="print one JSON document (schema: README, bench section)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
@@ -465,13 +531,30 @@ def machine_info() -> dict[str, Any]:
         load = round(os.getloadavg()[0], 2)
     except OSError:
         load = None
-    return {"cpu": cpu, "cores": os.cpu_count() or 1, "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__, "load_1min": load}
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 1,
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "load_1min": load,
+    }
 
 
 def _run_worker(args: argparse.Namespace, backend: str) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "wakeword", "bench", "--worker", backend, "--model", args.model,
-           "--input", str(args.input), "--repeat", str(args.repeat)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "wakeword",
+        "bench",
+        "--worker",
+        backend,
+        "--model",
+        args.model,
+        "--input",
+        str(args.input),
+        "--repeat",
+        str(args.repeat),
+    ]
     if args.labels:
         cmd += ["--labels", str(args.labels)]
     if args.threads:
@@ -483,7 +566,7 @@ def _run_worker(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     log.info("running %s", backend)
     done = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, TOKENIZERS_PARALLELISM="false"))
     if done.returncode != 0:
-        lines = [l for l in done.stderr.strip().splitlines() if l.strip()]
+        lines = [label for label in done.stderr.strip().splitlines() if label.strip()]
         message = lines[-1].removeprefix("wakeword: error: ") if lines else f"exit code {done.returncode}"
         raise WakewordError(f"bench {backend}: {message}")
     return json.loads(done.stdout)
@@ -511,8 +594,9 @@ def run(args: argparse.Namespace) -> int:
         wanted = [b.strip() for b in args.backends.split(",") if b.strip()]
         unknown = [b for b in wanted if b not in backends]
         if unknown:
-            raise ConfigError(f"backend(s) {', '.join(unknown)} not available for {args.model}; "
-                              f"available: {', '.join(backends)}")
+            raise ConfigError(
+                f"backend(s) {', '.join(unknown)} not available for {args.model}; available: {', '.join(backends)}"
+            )
         backends = wanted
     if args.peer:
         from wakeword.tools.peers import load_peer
@@ -534,13 +618,15 @@ def run(args: argparse.Namespace) -> int:
         row["int8_macs_per_hop"] = None if macs is None else macs.int8
         row["pi_estimate"] = None if macs is None else pi_estimate(macs, row["hop_ms"])
     ours = [r for r in rows if not r["backend"].startswith(PEER_PREFIX)]
-    baseline = next((r for r in ours if r["backend"] == "transformers"), None) or \
-        next((r for r in ours if r["backend"] == "onnx-fp32"), ours[-1])
+    baseline = next((r for r in ours if r["backend"] == "transformers"), None) or next(
+        (r for r in ours if r["backend"] == "onnx-fp32"), ours[-1]
+    )
     peer = next((r for r in rows if r["backend"].startswith(PEER_PREFIX)), None)
     for r in rows:
         r["cpu_speedup_vs_baseline"] = _ratio(baseline["cpu_s_per_audio_hour"], r["cpu_s_per_audio_hour"])
-        r["cpu_speedup_vs_peer"] = None if peer is None else _ratio(peer["cpu_s_per_audio_hour"],
-                                                                     r["cpu_s_per_audio_hour"])
+        r["cpu_speedup_vs_peer"] = (
+            None if peer is None else _ratio(peer["cpu_s_per_audio_hour"], r["cpu_s_per_audio_hour"])
+        )
     from wakeword.tools.opcount import PI_GMACS
 
     report = {
@@ -573,16 +659,23 @@ def table(report: dict[str, Any]) -> str:
         f"load {m['load_1min']} at start",
         f"model {report['model']}; input {inp['path']} ({inp['duration_s']:.1f} s x {inp['repeat']}); "
         f"ratios: CPU per audio hour of {report['baseline']}"
-        + (f" and of {report['peer']}" if report["peer"] else "") + " / this row's (higher is cheaper)",
+        + (f" and of {report['peer']}" if report["peer"] else "")
+        + " / this row's (higher is cheaper)",
         "",
-        "| backend | x real time | CPU s / audio h | vs " + report["baseline"]
-        + (" | vs peer" if report["peer"] else "") + " | peak RSS MB | start to 1st block ms "
+        "| backend | x real time | CPU s / audio h | vs "
+        + report["baseline"]
+        + (" | vs peer" if report["peer"] else "")
+        + " | peak RSS MB | start to 1st block ms "
         "| detection latency p50/p95 ms | MMAC / hop | Pi 4 est. ms / hop | Pi 5 est. ms / hop |",
         "|---|---:|---:|---:|" + ("---:|" if report["peer"] else "") + "---:|---:|---:|---:|---:|---:|",
     ]
     for r in report["rows"]:
         lat = r["detection_latency_ms"]
-        lat_text = "-" if not lat or lat["p50"] is None else f"{lat['p50']:.0f} / {lat['p95']:.0f} ({lat['count']}/{lat['keywords']})"
+        lat_text = (
+            "-"
+            if not lat or lat["p50"] is None
+            else f"{lat['p50']:.0f} / {lat['p95']:.0f} ({lat['count']}/{lat['keywords']})"
+        )
         pi = r["pi_estimate"] or {}
         lines.append(
             f"| {r['backend']} | {_f(r['x_realtime'], ',.0f')} | {_f(r['cpu_s_per_audio_hour'], '.0f')} "
@@ -600,6 +693,8 @@ def table(report: dict[str, Any]) -> str:
                 note = "not run (--handoff)" if name == "handoff" else "not separable"
                 lines.append(f"| {r['backend']} | {name} | - | {note} | | |")
             else:
-                lines.append(f"| {r['backend']} | {name} | {s['count']} | {s['p50_ms']:.3f} | {s['p95_ms']:.3f} "
-                             f"| {s['p99_ms']:.3f} |")
+                lines.append(
+                    f"| {r['backend']} | {name} | {s['count']} | {s['p50_ms']:.3f} | {s['p95_ms']:.3f} "
+                    f"| {s['p99_ms']:.3f} |"
+                )
     return "\n".join(lines)

@@ -30,9 +30,10 @@ import logging
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -174,7 +175,7 @@ def clip_scores(classifier: Any, audio: np.ndarray, hop_samples: int) -> np.ndar
         start = (w - audio.shape[0]) // 2
         window[start : start + audio.shape[0]] = audio
         return np.asarray(classifier.scores(window), dtype=np.float32).copy()
-    foreground = np.array([not l.startswith("_") for l in classifier.info.labels])
+    foreground = np.array([not label.startswith("_") for label in classifier.info.labels])
     best, best_score = None, -1.0
     for start in range(0, audio.shape[0] - w + 1, hop_samples):
         s = np.asarray(classifier.scores(np.ascontiguousarray(audio[start : start + w])), dtype=np.float32)
@@ -196,9 +197,14 @@ class Progress:
         if enabled:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=round(total_s, 1), unit="s", desc="eval", file=sys.stderr, leave=False,
-                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
-                                        "[{elapsed}<{remaining}]")
+            self._bar = tqdm(
+                total=round(total_s, 1),
+                unit="s",
+                desc="eval",
+                file=sys.stderr,
+                leave=False,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]",
+            )
 
     def advance(self, samples: int) -> None:
         if self._bar is not None:
@@ -220,8 +226,8 @@ def _evaluate_clips(classifier: Any, clips: Sequence[Clip], hop_samples: int, pr
         truth.append(clip.label)
         predicted.append(labels[int(np.argmax(scores))])
         progress.advance(audio.shape[0])
-    shown = [l for l in labels if l in set(truth) | set(predicted)]
-    index = {l: i for i, l in enumerate(shown)}
+    shown = [label for label in labels if label in set(truth) | set(predicted)]
+    index = {label: i for i, label in enumerate(shown)}
     matrix = np.zeros((len(shown), len(shown)), dtype=int)
     for t, p in zip(truth, predicted):
         matrix[index[t], index[p]] += 1
@@ -233,8 +239,13 @@ def _evaluate_clips(classifier: Any, clips: Sequence[Clip], hop_samples: int, pr
 
 
 def _evaluate_streams(
-    classifier: Any, streams: Sequence[Stream], config: Any, keyword_names: dict[str, str],
-    tolerance_s: float, target_fa: float, progress: Progress,
+    classifier: Any,
+    streams: Sequence[Stream],
+    config: Any,
+    keyword_names: dict[str, str],
+    tolerance_s: float,
+    target_fa: float,
+    progress: Progress,
 ) -> dict:
     from wakeword.audio.sources import FileSource
     from wakeword.tools.metrics import (
@@ -262,9 +273,16 @@ def _evaluate_streams(
         spans = []
         for keyword, onset, offset, where in stream.keywords:
             if onset > duration:
-                raise ConfigError(f"{where}: onset_s {onset:g} is past the end of {stream.path.name} ({duration:.3f} s)")
-            spans.append(KeywordSpan(keyword_names.get(keyword, keyword), int(round(onset * SAMPLE_RATE)),
-                                     int(round(offset * SAMPLE_RATE))))
+                raise ConfigError(
+                    f"{where}: onset_s {onset:g} is past the end of {stream.path.name} ({duration:.3f} s)"
+                )
+            spans.append(
+                KeywordSpan(
+                    keyword_names.get(keyword, keyword),
+                    int(round(onset * SAMPLE_RATE)),
+                    int(round(offset * SAMPLE_RATE)),
+                )
+            )
         traces.append((trace, spans))
     cpu = time.process_time() - cpu0
     hours = total_samples / SAMPLE_RATE / 3600
@@ -287,15 +305,24 @@ def _evaluate_streams(
         "false_accepts_per_hour": at.false_accepts / hours if hours else 0.0,
         "detection_latency_ms": _ms(percentiles(at.latencies_samples, (50, 95))),
         "frr_at_fa_per_hour": frr_at_budgets(points),
-        "det": [{"threshold": p.threshold, "false_accepts_per_hour": p.false_accepts_per_hour,
-                 "false_reject_rate": p.false_reject_rate} for p in points],
-        "recommended": None if chosen is None else {
+        "det": [
+            {
+                "threshold": p.threshold,
+                "false_accepts_per_hour": p.false_accepts_per_hour,
+                "false_reject_rate": p.false_reject_rate,
+            }
+            for p in points
+        ],
+        "recommended": None
+        if chosen is None
+        else {
             "threshold": chosen.threshold,
             "target_fa_per_hour": target_fa,
             "false_accepts_per_hour": chosen.false_accepts_per_hour,
             "false_reject_rate": chosen.false_reject_rate,
             "detection_latency_ms": _ms(percentiles(chosen_result.latencies_samples, (50, 95)))
-            if chosen_result else None,
+            if chosen_result
+            else None,
         },
         "cpu_s_per_audio_hour": cpu / hours if hours else None,
     }
@@ -325,8 +352,9 @@ def evaluate(
     if clips and manifest.clips:
         out["clips"] = _evaluate_clips(classifier, manifest.clips, hop, progress)
     if manifest.streams:
-        out["streams"] = _evaluate_streams(classifier, manifest.streams, config, keyword_names or {},
-                                           tolerance_s, target_fa_per_hour, progress)
+        out["streams"] = _evaluate_streams(
+            classifier, manifest.streams, config, keyword_names or {}, tolerance_s, target_fa_per_hour, progress
+        )
     return out
 
 
@@ -342,8 +370,11 @@ _LATENCY = {
 _OPERATING = {
     "type": "object",
     "required": ["threshold", "false_accepts_per_hour", "false_reject_rate"],
-    "properties": {"threshold": _NUM_OR_NULL, "false_accepts_per_hour": _NUM_OR_NULL,
-                   "false_reject_rate": _NUM_OR_NULL},
+    "properties": {
+        "threshold": _NUM_OR_NULL,
+        "false_accepts_per_hour": _NUM_OR_NULL,
+        "false_reject_rate": _NUM_OR_NULL,
+    },
 }
 EVAL_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -376,17 +407,31 @@ EVAL_SCHEMA: dict[str, Any] = {
                                 "required": ["labels", "matrix"],
                                 "properties": {
                                     "labels": {"type": "array", "items": {"type": "string"}},
-                                    "matrix": {"type": "array",
-                                               "items": {"type": "array", "items": {"type": "integer"}}},
+                                    "matrix": {
+                                        "type": "array",
+                                        "items": {"type": "array", "items": {"type": "integer"}},
+                                    },
                                 },
                             },
                         },
                     },
                     "streams": {
                         "type": ["object", "null"],
-                        "required": ["count", "hours", "keywords", "threshold", "recall", "false_reject_rate",
-                                     "false_accepts", "false_accepts_per_hour", "detection_latency_ms",
-                                     "frr_at_fa_per_hour", "det", "recommended", "cpu_s_per_audio_hour"],
+                        "required": [
+                            "count",
+                            "hours",
+                            "keywords",
+                            "threshold",
+                            "recall",
+                            "false_reject_rate",
+                            "false_accepts",
+                            "false_accepts_per_hour",
+                            "detection_latency_ms",
+                            "frr_at_fa_per_hour",
+                            "det",
+                            "recommended",
+                            "cpu_s_per_audio_hour",
+                        ],
                         "additionalProperties": False,
                         "properties": {
                             "count": {"type": "integer", "minimum": 1},
@@ -406,12 +451,20 @@ EVAL_SCHEMA: dict[str, Any] = {
                             "det": {"type": "array", "items": _OPERATING},
                             "recommended": {
                                 "type": ["object", "null"],
-                                "required": ["threshold", "target_fa_per_hour", "false_accepts_per_hour",
-                                             "false_reject_rate", "detection_latency_ms"],
-                                "properties": {"threshold": _NUM, "target_fa_per_hour": _NUM,
-                                               "false_accepts_per_hour": _NUM,
-                                               "false_reject_rate": _NUM_OR_NULL,
-                                               "detection_latency_ms": _LATENCY},
+                                "required": [
+                                    "threshold",
+                                    "target_fa_per_hour",
+                                    "false_accepts_per_hour",
+                                    "false_reject_rate",
+                                    "detection_latency_ms",
+                                ],
+                                "properties": {
+                                    "threshold": _NUM,
+                                    "target_fa_per_hour": _NUM,
+                                    "false_accepts_per_hour": _NUM,
+                                    "false_reject_rate": _NUM_OR_NULL,
+                                    "detection_latency_ms": _LATENCY,
+                                },
                             },
                             "cpu_s_per_audio_hour": _NUM_OR_NULL,
                         },
@@ -437,26 +490,47 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--data", required=True, metavar="MANIFEST", help="manifest file (.csv or .json)")
     p.add_argument("--model", default="default", help="model directory or built-in backend (default)")
-    p.add_argument("--peer", action="append", default=[], metavar="openwakeword[:NAME]",
-                   help="also run a peer's model on the same streams (benchmark only), e.g. openwakeword:hey_jarvis")
+    p.add_argument(
+        "--peer",
+        action="append",
+        default=[],
+        metavar="openwakeword[:NAME]",
+        help="also run a peer's model on the same streams (benchmark only), e.g. openwakeword:hey_jarvis",
+    )
     p.add_argument("--plot", metavar="PNG", help="write the DET curve here (needs matplotlib)")
     p.add_argument("--force", action="store_true", help="let --plot overwrite an existing file")
     p.add_argument("--json", action="store_true", help="print one JSON document (schema: README, eval section)")
     p.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     g = p.add_argument_group("detection (as in `wakeword run`)")
     g.add_argument("--keywords", default=None, help="comma-separated keywords (default: the model's)")
-    g.add_argument("--threshold", type=float, default=None,
-                   help="threshold the headline figures use (default: the model's recommended one, else 0.5)")
+    g.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="threshold the headline figures use (default: the model's recommended one, else 0.5)",
+    )
     g.add_argument("--smoothing-hops", type=positive_int, default=3, help="average scores over N hops (3)")
     g.add_argument("--refractory-s", type=float, default=1.0, help="seconds before a keyword may fire again (1.0)")
     g.add_argument("--hop-ms", type=int, default=None, help="classifier hop (default: the model's)")
     g.add_argument("--no-vad", dest="vad", action="store_false", help="classify every hop, speech or not")
-    g.add_argument("--vad-hangover-ms", type=int, default=None,
-                   help="keep the gate open this long after speech (default: the engine's, 600)")
-    g.add_argument("--tolerance-s", type=float, default=1.0,
-                   help="a detection up to this long after a keyword's offset still counts as a hit (1.0)")
-    g.add_argument("--target-fa-per-hour", type=float, default=0.5,
-                   help="false accepts per hour the recommended threshold must stay within (0.5)")
+    g.add_argument(
+        "--vad-hangover-ms",
+        type=int,
+        default=None,
+        help="keep the gate open this long after speech (default: the engine's, 600)",
+    )
+    g.add_argument(
+        "--tolerance-s",
+        type=float,
+        default=1.0,
+        help="a detection up to this long after a keyword's offset still counts as a hit (1.0)",
+    )
+    g.add_argument(
+        "--target-fa-per-hour",
+        type=float,
+        default=0.5,
+        help="false accepts per hour the recommended threshold must stay within (0.5)",
+    )
     p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads")
     p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
@@ -471,8 +545,12 @@ def _engine_config(args: argparse.Namespace, keywords: tuple[str, ...]):
     return EngineConfig(
         hop_ms=args.hop_ms,
         vad=VadConfig(enabled=args.vad, **hangover),
-        detector=DetectorConfig(threshold=args.threshold, smoothing_hops=args.smoothing_hops,
-                                refractory_s=args.refractory_s, keywords=keywords),
+        detector=DetectorConfig(
+            threshold=args.threshold,
+            smoothing_hops=args.smoothing_hops,
+            refractory_s=args.refractory_s,
+            keywords=keywords,
+        ),
     )
 
 
@@ -505,22 +583,47 @@ def run(args: argparse.Namespace) -> int:
 
     Detector(labels, config.detector)
     stream_keywords = sorted({k for s in manifest.streams for k, *_ in s.keywords})
-    check_labels(manifest, labels, [*keywords, *[p.info.keywords[0] for _, p in peers if p.info.keywords[0] in stream_keywords]])
+    check_labels(
+        manifest, labels, [*keywords, *[p.info.keywords[0] for _, p in peers if p.info.keywords[0] in stream_keywords]]
+    )
 
     stream_s = sum(_duration(s.path, s.row) for s in manifest.streams)
     total_s = sum(_duration(c.path, c.row) for c in manifest.clips) + (1 + len(peers)) * stream_s
     progress = Progress(total_s, args.progress or sys.stderr.isatty())
     try:
-        results = [{"model": args.model,
-                    **evaluate(manifest, classifier, config, "wakeword", tolerance_s=args.tolerance_s,
-                               target_fa_per_hour=args.target_fa_per_hour, progress=progress)}]
+        results = [
+            {
+                "model": args.model,
+                **evaluate(
+                    manifest,
+                    classifier,
+                    config,
+                    "wakeword",
+                    tolerance_s=args.tolerance_s,
+                    target_fa_per_hour=args.target_fa_per_hour,
+                    progress=progress,
+                ),
+            }
+        ]
         for spec, peer in peers:
             if not manifest.streams:
                 break
             peer_config = _engine_config(args, peer.info.keywords)
-            results.append({"model": str(peer.head_path), **evaluate(
-                manifest, peer, peer_config, spec, tolerance_s=args.tolerance_s,
-                target_fa_per_hour=args.target_fa_per_hour, clips=False, progress=progress)})
+            results.append(
+                {
+                    "model": str(peer.head_path),
+                    **evaluate(
+                        manifest,
+                        peer,
+                        peer_config,
+                        spec,
+                        tolerance_s=args.tolerance_s,
+                        target_fa_per_hour=args.target_fa_per_hour,
+                        clips=False,
+                        progress=progress,
+                    ),
+                }
+            )
     finally:
         progress.close()
     report = {
@@ -569,9 +672,9 @@ def summary(report: dict) -> str:
         if c:
             lines.append(f"clips: {c['count']}, accuracy {_pct(c['accuracy'])}")
             labels, matrix = c["confusion"]["labels"], c["confusion"]["matrix"]
-            width = max(6, *(len(l) for l in labels))
+            width = max(6, *(len(label) for label in labels))
             lines.append("confusion (rows: truth, columns: predicted)")
-            lines.append(" " * (width + 1) + " ".join(f"{l[:width]:>{width}}" for l in labels))
+            lines.append(" " * (width + 1) + " ".join(f"{label[:width]:>{width}}" for label in labels))
             for label, row in zip(labels, matrix):
                 lines.append(f"{label:>{width}} " + " ".join(f"{v:>{width}d}" for v in row))
         s = m["streams"]
@@ -584,15 +687,21 @@ def summary(report: dict) -> str:
                 f"p95 {_num(lat['p95'], '.0f')} ms after the keyword's end"
             )
             for budget, point in s["frr_at_fa_per_hour"].items():
-                lines.append(f"  false-reject rate at <= {budget} FA/h: {_pct(point['false_reject_rate'])} "
-                             f"(threshold {_num(point['threshold'], 'g')})")
+                lines.append(
+                    f"  false-reject rate at <= {budget} FA/h: {_pct(point['false_reject_rate'])} "
+                    f"(threshold {_num(point['threshold'], 'g')})"
+                )
             r = s["recommended"]
             if r:
-                lines.append(f"  recommended threshold {r['threshold']:g}: {r['false_accepts_per_hour']:.2f} FA/h, "
-                             f"false-reject rate {_pct(r['false_reject_rate'])} (target <= {r['target_fa_per_hour']:g} FA/h)")
+                lines.append(
+                    f"  recommended threshold {r['threshold']:g}: {r['false_accepts_per_hour']:.2f} FA/h, "
+                    f"false-reject rate {_pct(r['false_reject_rate'])} (target <= {r['target_fa_per_hour']:g} FA/h)"
+                )
             else:
-                lines.append(f"  no swept threshold stays within {report['target_fa_per_hour']:g} FA/h "
-                             "and still detects a keyword")
+                lines.append(
+                    f"  no swept threshold stays within {report['target_fa_per_hour']:g} FA/h "
+                    "and still detects a keyword"
+                )
             lines.append(f"  CPU {_num(s['cpu_s_per_audio_hour'], '.0f')} s per audio hour")
     if report["plot"]:
         lines.append(f"\nDET curve: {report['plot']}")
@@ -627,8 +736,14 @@ def write_det_plot(report: dict, path: Path) -> None:
         ax.step([p[0] for p in pts], [100 * p[1] for p in pts], where="post", label=m["name"], marker=".")
         r = s["recommended"]
         if r and r["false_reject_rate"] is not None:
-            ax.plot([r["false_accepts_per_hour"]], [100 * r["false_reject_rate"]], "o", mfc="none", ms=10,
-                    label=f"{m['name']}: threshold {r['threshold']:g}")
+            ax.plot(
+                [r["false_accepts_per_hour"]],
+                [100 * r["false_reject_rate"]],
+                "o",
+                mfc="none",
+                ms=10,
+                label=f"{m['name']}: threshold {r['threshold']:g}",
+            )
         plotted = True
     for budget in (0.1, 0.5, 1.0):
         ax.axvline(budget, color="0.8", lw=0.8, ls="--")

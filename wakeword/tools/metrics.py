@@ -22,8 +22,8 @@ Counting rules (documented in the README's eval section):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -208,8 +208,9 @@ class OperatingPoint:
 def det_points(results: Sequence[StreamResult], hours: float) -> list[OperatingPoint]:
     """(threshold, false accepts per hour, false-reject rate) for each swept threshold."""
     return [
-        OperatingPoint(r.threshold, r.false_accepts / hours if hours > 0 else 0.0,
-                       None if r.recall is None else 1.0 - r.recall)
+        OperatingPoint(
+            r.threshold, r.false_accepts / hours if hours > 0 else 0.0, None if r.recall is None else 1.0 - r.recall
+        )
         for r in results
     ]
 

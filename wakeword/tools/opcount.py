@@ -11,9 +11,9 @@ so the count is a lower bound. Needs the ``onnx`` package (export extra).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from wakeword.errors import DependencyError, ModelError
 
@@ -28,6 +28,7 @@ PI_GMACS = {
     "pi5": (8.0, 16.0),  # Raspberry Pi 5, Cortex-A76 @ 2.4 GHz (about 2.5-3x a Pi 4 per core)
 }
 
+
 @dataclass(frozen=True)
 class MacCount:
     """MACs of one run; ``int8`` of them in integer kernels (ConvInteger, MatMulInteger, QLinear*)."""
@@ -35,7 +36,7 @@ class MacCount:
     total: int
     int8: int
 
-    def __add__(self, other: "MacCount") -> "MacCount":
+    def __add__(self, other: MacCount) -> MacCount:
         return MacCount(self.total + other.total, self.int8 + other.int8)
 
 

@@ -81,7 +81,9 @@ class OpenWakeWordHead:
         mel_frames = EMBEDDING_FRAMES + (self.embeddings - 1) * EMBEDDING_STRIDE
         keyword = peer_keyword(name)
         self.info = ModelInfo(
-            labels=(keyword, "_other_"), window_samples=MEL_WINDOW + (mel_frames - 1) * MEL_HOP, hop_ms=80,
+            labels=(keyword, "_other_"),
+            window_samples=MEL_WINDOW + (mel_frames - 1) * MEL_HOP,
+            hop_ms=80,
             keywords=(keyword,),
         )
 

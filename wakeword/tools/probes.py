@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -89,8 +90,9 @@ def split_features(classifier: Any, clock: StageClock) -> bool:
 class _TimedClassifier(_Forwarding):
     """The classifier, timed as ``classifier`` (features + inference + softmax)."""
 
-    def __init__(self, inner: Classifier, clock: StageClock, keep: list[np.ndarray] | None,
-                 columns: np.ndarray | None) -> None:
+    def __init__(
+        self, inner: Classifier, clock: StageClock, keep: list[np.ndarray] | None, columns: np.ndarray | None
+    ) -> None:
         super().__init__(inner)
         object.__setattr__(self, "_clock", clock)
         object.__setattr__(self, "_keep", keep)
@@ -181,7 +183,10 @@ def timed_blocks(source: AudioSource, clock: StageClock) -> Iterator[np.ndarray]
 
 
 def record_trace(
-    classifier: Classifier, source: AudioSource, config: EngineConfig, keywords: tuple[str, ...],
+    classifier: Classifier,
+    source: AudioSource,
+    config: EngineConfig,
+    keywords: tuple[str, ...],
     on_block: Callable[[int], object] | None = None,
 ) -> tuple[ScoreTrace, list[Detection], Engine]:
     """Run ``source`` once through an engine; return its per-hop trace, its detections and the engine.
@@ -194,8 +199,9 @@ def record_trace(
     columns = np.array([labels.index(k) for k in keywords], dtype=np.intp)
     gate: list[bool] = []
     scores: list[np.ndarray] = []
-    engine = instrument(classifier, config, StageClock(), keep_scores=scores, keep_gate=gate,
-                        score_columns=columns, features=False)
+    engine = instrument(
+        classifier, config, StageClock(), keep_scores=scores, keep_gate=gate, score_columns=columns, features=False
+    )
     detections: list[Detection] = []
     try:
         for block in source.blocks():

@@ -9,9 +9,9 @@ passed in, so a seed reproduces a dataset.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,7 +52,7 @@ class Background:
     audio: np.ndarray
 
     @classmethod
-    def from_files(cls, paths: Sequence[Path], max_seconds: float = 1800.0) -> "Background":
+    def from_files(cls, paths: Sequence[Path], max_seconds: float = 1800.0) -> Background:
         import soundfile as sf
         import soxr
 
@@ -115,8 +115,14 @@ def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800)
     return out
 
 
-def add_noise(rng: np.random.Generator, clip: np.ndarray, snr_db: float, background: Background | None,
-              kind: str | None = None, with_music: bool = False) -> np.ndarray:
+def add_noise(
+    rng: np.random.Generator,
+    clip: np.ndarray,
+    snr_db: float,
+    background: Background | None,
+    kind: str | None = None,
+    with_music: bool = False,
+) -> np.ndarray:
     kinds = ["white", "pink", "brown"] + (["babble", "babble"] if background is not None else [])
     if with_music:
         kinds += ["music", "tv"] if background is not None else ["music"]
@@ -145,14 +151,23 @@ def shift_pitch(word: np.ndarray, cents: float) -> np.ndarray:
     if exe is None:
         raise DependencyError("sox is not installed: apt-get install sox")
     raw = ["-t", "raw", "-e", "floating-point", "-b", "32", "-r", str(SAMPLE_RATE), "-c", "1"]
-    out = subprocess.run([exe, *raw, "-", *raw, "-", "pitch", f"{cents:.0f}"],
-                         input=np.ascontiguousarray(word, np.float32).tobytes(), capture_output=True, check=True)
+    out = subprocess.run(
+        [exe, *raw, "-", *raw, "-", "pitch", f"{cents:.0f}"],
+        input=np.ascontiguousarray(word, np.float32).tobytes(),
+        capture_output=True,
+        check=True,
+    )
     return np.frombuffer(out.stdout, np.float32).copy()
 
 
-def augment_word(rng: np.random.Generator, word: np.ndarray, config: AugmentConfig,
-                 background: Background | None, context: Background | None = None,
-                 rooms: "RoomBank | None" = None) -> np.ndarray:
+def augment_word(
+    rng: np.random.Generator,
+    word: np.ndarray,
+    config: AugmentConfig,
+    background: Background | None,
+    context: Background | None = None,
+    rooms: RoomBank | None = None,
+) -> np.ndarray:
     """A training clip of ``word``: pitch, speed, reverberation, placement (alone, or after real speech from
     ``context``), gain, capture channel and noise, each drawn from ``rng`` with the probabilities of
     ``config``."""
@@ -243,7 +258,7 @@ class RoomBank:
             room.add_source(src)
             room.add_microphone(mic)
             room.compute_rir()
-            rir = np.asarray(room.rir[0][0], np.float64)[: SAMPLE_RATE]  # at most 1 s of tail
+            rir = np.asarray(room.rir[0][0], np.float64)[:SAMPLE_RATE]  # at most 1 s of tail
             self.rirs.append((rir / (np.abs(rir).max() + 1e-12)).astype(np.float32))
 
     def apply(self, rng: np.random.Generator, audio: np.ndarray) -> np.ndarray:
@@ -273,7 +288,7 @@ def channel(rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
         f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
         cut = rng.uniform(100, 500)
         peak, width, gain = rng.uniform(1500, 5000), rng.uniform(500, 2000), rng.uniform(-6, 9)
-        shape = 1 / (1 + (cut / np.maximum(f, 1)) ** 2) * 10 ** (gain / 20 * np.exp(-((f - peak) / width) ** 2))
+        shape = 1 / (1 + (cut / np.maximum(f, 1)) ** 2) * 10 ** (gain / 20 * np.exp(-(((f - peak) / width) ** 2)))
         out = np.fft.irfft(spec * shape, n)
     else:
         drive = rng.uniform(2, 8)
@@ -281,8 +296,14 @@ def channel(rng: np.random.Generator, clip: np.ndarray) -> np.ndarray:
     return (out * rms(clip) / (rms(out) + 1e-12)).astype(np.float32)
 
 
-def in_context(rng: np.random.Generator, word: np.ndarray, n: int, before: np.ndarray | None,
-               after: np.ndarray | None, tail_s: tuple[float, float] = (0.05, 0.6)) -> np.ndarray:
+def in_context(
+    rng: np.random.Generator,
+    word: np.ndarray,
+    n: int,
+    before: np.ndarray | None,
+    after: np.ndarray | None,
+    tail_s: tuple[float, float] = (0.05, 0.6),
+) -> np.ndarray:
     """``word`` as the detector sees it when the word has just ended: its end ``tail_s`` before the end of
     the ``n``-sample window, other speech (``before``, real talkers) up to a short pause before it, and
     optionally the start of a following utterance (``after``, a command) in the tail."""
@@ -290,7 +311,7 @@ def in_context(rng: np.random.Generator, word: np.ndarray, n: int, before: np.nd
     word = word[: n - int(tail_s[0] * SAMPLE_RATE)]
     end = n - int(rng.uniform(*tail_s) * SAMPLE_RATE)
     start = max(0, end - len(word))
-    out[start:end] = word[len(word) - (end - start):]
+    out[start:end] = word[len(word) - (end - start) :]
     w_rms = rms(word[np.abs(word) > 1e-4]) if np.any(np.abs(word) > 1e-4) else 0.05
     if before is not None and start > SAMPLE_RATE // 10:
         gap = int(rng.uniform(0.02, 0.35) * SAMPLE_RATE)

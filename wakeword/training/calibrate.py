@@ -11,16 +11,19 @@ points of recall (further from the false accepts at almost the same recall).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from wakeword.pcm import SAMPLE_RATE
 
-ASTERISK_CALIBRATION = ("/usr/share/asterisk/sounds/en_US_f_Allison", "/usr/share/asterisk/sounds/fr_CA_f_June",
-                        "/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU")
+ASTERISK_CALIBRATION = (
+    "/usr/share/asterisk/sounds/en_US_f_Allison",
+    "/usr/share/asterisk/sounds/fr_CA_f_June",
+    "/usr/share/asterisk/sounds/ru_RU_f_IvrvoiceRU",
+)
 GRID = tuple(round(0.2 + 0.025 * i, 3) for i in range(31))  # 0.2 ... 0.95
 
 
@@ -35,10 +38,14 @@ class Calibration:
     met_target: bool
 
     def summary(self) -> dict:
-        return {"threshold": self.threshold, "hours": round(self.hours, 3), "positives": self.positives,
-                "met_target": self.met_target,
-                "false_accepts_per_hour": {str(k): round(v, 3) for k, v in self.false_accepts_per_hour.items()},
-                "recall": {str(k): round(v, 4) for k, v in self.recall.items()}}
+        return {
+            "threshold": self.threshold,
+            "hours": round(self.hours, 3),
+            "positives": self.positives,
+            "met_target": self.met_target,
+            "false_accepts_per_hour": {str(k): round(v, 3) for k, v in self.false_accepts_per_hour.items()},
+            "recall": {str(k): round(v, 4) for k, v in self.recall.items()},
+        }
 
 
 def calibration_speech(real_cache: Path, rng: np.random.Generator) -> np.ndarray:
@@ -60,15 +67,15 @@ def calibration_speech(real_cache: Path, rng: np.random.Generator) -> np.ndarray
     return np.concatenate(parts).astype(np.float32)
 
 
-def choose(fa: dict[float, float], recall: dict[float, float], target: float,
-           grid: Sequence[float] = GRID) -> tuple[float, bool]:
+def choose(
+    fa: dict[float, float], recall: dict[float, float], target: float, grid: Sequence[float] = GRID
+) -> tuple[float, bool]:
     """The threshold rule of the module docstring; (threshold, whether the target was met)."""
     within = [t for t in grid if fa[t] <= target]
     if not within:
         return max(grid), False
     low = min(within)
-    best = max(t for t in grid if low <= t <= low + 0.15 + 1e-9 and fa[t] <= target
-               and recall[t] >= recall[low] - 0.02)
+    best = max(t for t in grid if low <= t <= low + 0.15 + 1e-9 and fa[t] <= target and recall[t] >= recall[low] - 0.02)
     return best, True
 
 
@@ -93,8 +100,14 @@ def fired(trace, keyword: str, threshold: float) -> list[int]:
     return [s for _, s in replay(trace, DetectorConfig(keywords=(keyword,), threshold=threshold))]
 
 
-def calibrate(model_dir: Path, keyword: str, positives: Sequence[np.ndarray], real_cache: Path,
-              target_fa_per_hour: float, seed: int = 0) -> Calibration:
+def calibrate(
+    model_dir: Path,
+    keyword: str,
+    positives: Sequence[np.ndarray],
+    real_cache: Path,
+    target_fa_per_hour: float,
+    seed: int = 0,
+) -> Calibration:
     """Run the model in ``model_dir`` over the calibration speech and choose ``keyword``'s threshold."""
     from wakeword.classifiers.speech_embedding import SpeechEmbeddingClassifier
     from wakeword.training.real_speech import insert_clips

@@ -18,12 +18,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "train",
         help="train a keyword model from synthetic and real speech",
         description="Synthesise the keywords with offline voices (piper, espeak-ng, festival, flite; SVOX pico and "
-                    "RHVoice when installed), place them after real talkers and in simulated rooms and channels, add "
-                    "real negatives and real keyword cuts from the real-speech set's train speakers (data/real-speech, "
-                    "fetched from Debian packages), "
-                    "train a head on the speech-embedding front end (its last two blocks tuned with it), export both to "
-                    "ONNX, evaluate them on held-out voices and store each wake word's threshold, chosen on real "
-                    "speech never trained on. Needs the train extra: pip install 'wakeword[train]'.",
+        "RHVoice when installed), place them after real talkers and in simulated rooms and channels, add "
+        "real negatives and real keyword cuts from the real-speech set's train speakers (data/real-speech, "
+        "fetched from Debian packages), "
+        "train a head on the speech-embedding front end (its last two blocks tuned with it), export both to "
+        "ONNX, evaluate them on held-out voices and store each wake word's threshold, chosen on real "
+        "speech never trained on. Needs the train extra: pip install 'wakeword[train]'.",
     )
     p.add_argument("keywords", nargs="+", help='keywords or phrases, e.g. "hey computer"')
     p.add_argument("--out", required=True, type=Path, help="model directory to write")
@@ -33,48 +33,110 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--test-samples", type=int, default=30, help="held-out-voice test clips per keyword (30)")
     p.add_argument("--copies", type=int, default=3, help="augmented copies of each clip (3)")
     p.add_argument("--silence-clips", type=int, default=1500, help="noise-only clips (1500)")
-    p.add_argument("--speech-negatives", type=int, default=1500,
-                   help="clips of real background speech labelled unknown (1500; needs --background recordings)")
+    p.add_argument(
+        "--speech-negatives",
+        type=int,
+        default=1500,
+        help="clips of real background speech labelled unknown (1500; needs --background recordings)",
+    )
     p.add_argument("--epochs", type=int, default=16, help="training epochs (16)")
     p.add_argument("--window-s", type=float, default=None, help="model window; 1.5 s, or 2.0 s for phrases")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "wakeword", help="synthesis/feature cache")
     p.add_argument("--no-festival", action="store_true", help="skip festival's held-out test voices")
-    p.add_argument("--no-nonfree-voices", action="store_true",
-                   help="skip SVOX pico and RHVoice even when installed (Debian non-free; see scripts/install_voices.sh)")
-    p.add_argument("--background", action="append", default=None, metavar="DIR",
-                   help="folder of real recordings mixed in as babble (default: Asterisk's Spanish and Italian "
-                        "prompts, Debian asterisk-core-sounds-*-wav); repeatable")
+    p.add_argument(
+        "--no-nonfree-voices",
+        action="store_true",
+        help="skip SVOX pico and RHVoice even when installed (Debian non-free; see scripts/install_voices.sh)",
+    )
+    p.add_argument(
+        "--background",
+        action="append",
+        default=None,
+        metavar="DIR",
+        help="folder of real recordings mixed in as babble (default: Asterisk's Spanish and Italian "
+        "prompts, Debian asterisk-core-sounds-*-wav); repeatable",
+    )
     p.add_argument("--no-background", action="store_true", help="synthetic noise only")
-    p.add_argument("--embedding-step", type=int, default=16, choices=(8, 16, 24),
-                   help="mel frames between the embeddings the head sees; 16 (160 ms) halves a cold window's cost (16)")
-    p.add_argument("--tune-blocks", type=int, default=2, choices=(0, 1, 2, 3),
-                   help="train the last N convolution blocks of the speech-embedding model with the head; "
-                        "0 keeps it frozen (2)")
-    p.add_argument("--mel-augment", type=float, default=0.5, metavar="P",
-                   help="share of training clips whose log-mel input is warped (vocal tract length) and, "
-                        "independently, band-masked (0.5; 0: off)")
-    p.add_argument("--ema-decay", type=float, default=0.999, metavar="D",
-                   help="keep and export an exponential moving average of the weights (0.999; 0: off)")
-    p.add_argument("--mixup", type=float, default=0.2, metavar="A",
-                   help="train on Beta(A, A) mixes of two clips and of their labels (0.2; 0: off)")
-    p.add_argument("--no-real-speech", action="store_true",
-                   help="train without the real-speech set (data/real-speech; fetched from Debian packages): no "
-                        "real talkers before the words, no real negatives or keyword cuts, no threshold choice")
-    p.add_argument("--real-cache", type=Path, default=Path.home() / ".cache" / "wakeword" / "real-speech",
-                   help="where the real-speech set is fetched and decoded")
+    p.add_argument(
+        "--embedding-step",
+        type=int,
+        default=16,
+        choices=(8, 16, 24),
+        help="mel frames between the embeddings the head sees; 16 (160 ms) halves a cold window's cost (16)",
+    )
+    p.add_argument(
+        "--tune-blocks",
+        type=int,
+        default=2,
+        choices=(0, 1, 2, 3),
+        help="train the last N convolution blocks of the speech-embedding model with the head; 0 keeps it frozen (2)",
+    )
+    p.add_argument(
+        "--mel-augment",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of training clips whose log-mel input is warped (vocal tract length) and, "
+        "independently, band-masked (0.5; 0: off)",
+    )
+    p.add_argument(
+        "--ema-decay",
+        type=float,
+        default=0.999,
+        metavar="D",
+        help="keep and export an exponential moving average of the weights (0.999; 0: off)",
+    )
+    p.add_argument(
+        "--mixup",
+        type=float,
+        default=0.2,
+        metavar="A",
+        help="train on Beta(A, A) mixes of two clips and of their labels (0.2; 0: off)",
+    )
+    p.add_argument(
+        "--no-real-speech",
+        action="store_true",
+        help="train without the real-speech set (data/real-speech; fetched from Debian packages): no "
+        "real talkers before the words, no real negatives or keyword cuts, no threshold choice",
+    )
+    p.add_argument(
+        "--real-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "wakeword" / "real-speech",
+        help="where the real-speech set is fetched and decoded",
+    )
     p.add_argument("--real-copies", type=int, default=30, help="augmented copies of each real keyword cut (30)")
-    p.add_argument("--context", type=float, default=0.5, metavar="P",
-                   help="share of word clips placed at the end of the window after real running speech (0.5)")
-    p.add_argument("--rooms", type=float, default=0.5, metavar="P",
-                   help="share of clips in a simulated room (pyroomacoustics; replaces the synthetic reverb) (0.5)")
-    p.add_argument("--channel", type=float, default=0.3, metavar="P",
-                   help="share of clips through a telephone band, cheap-microphone or clipping channel (0.3)")
-    p.add_argument("--no-music", action="store_true",
-                   help="no music-like or TV-like audio among the noises and the negatives")
-    p.add_argument("--target-fa-per-hour", type=float, default=0.5,
-                   help="false accepts per hour on the calibration speech that each wake word's stored threshold "
-                        "allows (0.5)")
+    p.add_argument(
+        "--context",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of word clips placed at the end of the window after real running speech (0.5)",
+    )
+    p.add_argument(
+        "--rooms",
+        type=float,
+        default=0.5,
+        metavar="P",
+        help="share of clips in a simulated room (pyroomacoustics; replaces the synthetic reverb) (0.5)",
+    )
+    p.add_argument(
+        "--channel",
+        type=float,
+        default=0.3,
+        metavar="P",
+        help="share of clips through a telephone band, cheap-microphone or clipping channel (0.3)",
+    )
+    p.add_argument(
+        "--no-music", action="store_true", help="no music-like or TV-like audio among the noises and the negatives"
+    )
+    p.add_argument(
+        "--target-fa-per-hour",
+        type=float,
+        default=0.5,
+        help="false accepts per hour on the calibration speech that each wake word's stored threshold allows (0.5)",
+    )
     p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")
@@ -120,26 +182,49 @@ def run(args: argparse.Namespace) -> int:
     background = () if args.no_background else tuple(args.background or BACKGROUND_TRAIN_DIRS)
     config = TrainConfig(
         background_dirs=background,
-        keywords=keywords, out=args.out, wake_words=wake, cache_dir=args.cache, seed=args.seed,
-        per_keyword=args.samples, per_unknown_word=args.unknown_samples, test_per_keyword=args.test_samples,
-        unknown_words=negatives, copies=args.copies, silence_clips=args.silence_clips, epochs=args.epochs,
+        keywords=keywords,
+        out=args.out,
+        wake_words=wake,
+        cache_dir=args.cache,
+        seed=args.seed,
+        per_keyword=args.samples,
+        per_unknown_word=args.unknown_samples,
+        test_per_keyword=args.test_samples,
+        unknown_words=negatives,
+        copies=args.copies,
+        silence_clips=args.silence_clips,
+        epochs=args.epochs,
         speech_negatives=args.speech_negatives,
-        window_samples=int(round(window_s * SAMPLE_RATE)), festival=not args.no_festival,
+        window_samples=int(round(window_s * SAMPLE_RATE)),
+        festival=not args.no_festival,
         nonfree_voices=not args.no_nonfree_voices,
-        threads=args.threads, force=args.force, embedding_step=args.embedding_step, width=args.width,
-        tune_blocks=args.tune_blocks, ema_decay=args.ema_decay, mixup=args.mixup,
-        real_speech=not args.no_real_speech, real_cache=args.real_cache, real_copies=args.real_copies,
+        threads=args.threads,
+        force=args.force,
+        embedding_step=args.embedding_step,
+        width=args.width,
+        tune_blocks=args.tune_blocks,
+        ema_decay=args.ema_decay,
+        mixup=args.mixup,
+        real_speech=not args.no_real_speech,
+        real_cache=args.real_cache,
+        real_copies=args.real_copies,
         target_fa_per_hour=args.target_fa_per_hour,
-        augment=AugmentConfig(mel_warp_p=args.mel_augment, mel_mask_p=args.mel_augment,
-                              context_p=0.0 if args.no_real_speech else args.context,
-                              room_p=0.0 if args.no_real_speech else args.rooms, channel_p=args.channel,
-                              music=not args.no_music),
+        augment=AugmentConfig(
+            mel_warp_p=args.mel_augment,
+            mel_mask_p=args.mel_augment,
+            context_p=0.0 if args.no_real_speech else args.context,
+            room_p=0.0 if args.no_real_speech else args.rooms,
+            channel_p=args.channel,
+            music=not args.no_music,
+        ),
     )
 
     def progress(message: str) -> None:
         print(f"wakeword train: {message}", file=sys.stderr, flush=True)
 
     metrics = train(config, progress)
-    print(f"clean accuracy on held-out voices: {metrics['head.onnx:clean']:.4f} (fp32), "
-          f"{metrics['head.int8.onnx:clean']:.4f} (int8); model in {args.out}")
+    print(
+        f"clean accuracy on held-out voices: {metrics['head.onnx:clean']:.4f} (fp32), "
+        f"{metrics['head.int8.onnx:clean']:.4f} (int8); model in {args.out}"
+    )
     return 0

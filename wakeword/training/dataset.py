@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -38,26 +38,163 @@ log = logging.getLogger(__name__)
 
 
 SPEECH_COMMANDS = (
-    "backward", "bed", "bird", "cat", "dog", "down", "eight", "five", "follow", "forward", "four", "go",
-    "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
-    "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
+    "backward",
+    "bed",
+    "bird",
+    "cat",
+    "dog",
+    "down",
+    "eight",
+    "five",
+    "follow",
+    "forward",
+    "four",
+    "go",
+    "happy",
+    "house",
+    "learn",
+    "left",
+    "marvin",
+    "nine",
+    "no",
+    "off",
+    "on",
+    "one",
+    "right",
+    "seven",
+    "sheila",
+    "six",
+    "stop",
+    "three",
+    "tree",
+    "two",
+    "up",
+    "visual",
+    "wow",
+    "yes",
+    "zero",
 )
 SILENCE = "_silence_"
 UNKNOWN = "_unknown_"
 
 # Words that are not keywords, some chosen to sound close to one (marvel, shelter, seventy...).
 UNKNOWN_WORDS = (
-    "marvel", "marble", "martin", "carving", "garden", "morning", "shelter", "sheet", "shield", "seventy",
-    "seventeen", "sixty", "forty", "fourteen", "eighteen", "ninety", "nineteen", "thirteen", "twenty", "thirty",
-    "lift", "lefty", "light", "bright", "stock", "stuff", "goal", "gold", "note", "under", "dawn", "town",
-    "crown", "mouse", "horse", "dig", "duck", "bad", "bet", "bread", "bear", "third", "word", "world", "cut",
-    "cap", "cart", "hat", "happen", "hoppy", "lean", "yearn", "visible", "vision", "vista", "wood", "wool",
-    "yellow", "yesterday", "zebra", "zoo", "free", "treat", "trip", "tool", "tune", "hollow", "reward",
-    "award", "okay", "hello", "thanks", "please", "computer", "music", "weather", "timer", "alarm", "water",
-    "coffee", "table", "window", "phone", "radio", "monday", "number", "people", "little", "because", "before",
-    "after", "another", "different", "system", "again", "never", "always", "maybe", "something", "nothing",
-    "quiet", "loud", "open", "close", "start", "begin", "finish", "play", "pause", "next", "previous", "volume",
-    "call", "message", "kitchen", "bedroom",
+    "marvel",
+    "marble",
+    "martin",
+    "carving",
+    "garden",
+    "morning",
+    "shelter",
+    "sheet",
+    "shield",
+    "seventy",
+    "seventeen",
+    "sixty",
+    "forty",
+    "fourteen",
+    "eighteen",
+    "ninety",
+    "nineteen",
+    "thirteen",
+    "twenty",
+    "thirty",
+    "lift",
+    "lefty",
+    "light",
+    "bright",
+    "stock",
+    "stuff",
+    "goal",
+    "gold",
+    "note",
+    "under",
+    "dawn",
+    "town",
+    "crown",
+    "mouse",
+    "horse",
+    "dig",
+    "duck",
+    "bad",
+    "bet",
+    "bread",
+    "bear",
+    "third",
+    "word",
+    "world",
+    "cut",
+    "cap",
+    "cart",
+    "hat",
+    "happen",
+    "hoppy",
+    "lean",
+    "yearn",
+    "visible",
+    "vision",
+    "vista",
+    "wood",
+    "wool",
+    "yellow",
+    "yesterday",
+    "zebra",
+    "zoo",
+    "free",
+    "treat",
+    "trip",
+    "tool",
+    "tune",
+    "hollow",
+    "reward",
+    "award",
+    "okay",
+    "hello",
+    "thanks",
+    "please",
+    "computer",
+    "music",
+    "weather",
+    "timer",
+    "alarm",
+    "water",
+    "coffee",
+    "table",
+    "window",
+    "phone",
+    "radio",
+    "monday",
+    "number",
+    "people",
+    "little",
+    "because",
+    "before",
+    "after",
+    "another",
+    "different",
+    "system",
+    "again",
+    "never",
+    "always",
+    "maybe",
+    "something",
+    "nothing",
+    "quiet",
+    "loud",
+    "open",
+    "close",
+    "start",
+    "begin",
+    "finish",
+    "play",
+    "pause",
+    "next",
+    "previous",
+    "volume",
+    "call",
+    "message",
+    "kitchen",
+    "bedroom",
 )
 # Left out on purpose: homophones of keywords ("too", "know", "write", "foreword") and words that
 # begin with a whole keyword ("stopped", "going", "onto", "learned"): they are label noise for a
@@ -111,23 +248,36 @@ def voice_pools(
         for _ in range(2000)
     ]
     names = festival_voices() if with_festival else []
-    festival_train = [Voice("festival", n, speed=s) for n in names if n != FESTIVAL_TEST_VOICE
-                      for s in (0.8, 0.9, 1.0, 1.1, 1.25)]
-    festival_test = [Voice("festival", n, speed=s) for n in names if n == FESTIVAL_TEST_VOICE
-                     for s in (0.85, 1.0, 1.15)]
+    festival_train = [
+        Voice("festival", n, speed=s) for n in names if n != FESTIVAL_TEST_VOICE for s in (0.8, 0.9, 1.0, 1.1, 1.25)
+    ]
+    festival_test = [
+        Voice("festival", n, speed=s) for n in names if n == FESTIVAL_TEST_VOICE for s in (0.85, 1.0, 1.15)
+    ]
     # flite's CMU ARCTIC voices: awb (Scottish male), rms (US male), kal16; never slt, the held-out speaker
-    flite_train = [Voice("flite", n, speed=s) for n in (flite_voices() if with_flite else ())
-                   for s in (0.8, 0.9, 1.0, 1.1, 1.25)]
+    flite_train = [
+        Voice("flite", n, speed=s) for n in (flite_voices() if with_flite else ()) for s in (0.8, 0.9, 1.0, 1.1, 1.25)
+    ]
 
     # pico and RHVoice: the only female voices that are not espeak variants; pitch in percent of the voice's own
     def nonfree(engine: str, names: Iterable[str]) -> list[Voice]:
-        return [Voice(engine, n, speed=s, pitch=p)
-                for n in names for s in (0.8, 0.9, 1.0, 1.1, 1.25) for p in (85, 100, 115, 130)]
+        return [
+            Voice(engine, n, speed=s, pitch=p)
+            for n in names
+            for s in (0.8, 0.9, 1.0, 1.1, 1.25)
+            for p in (85, 100, 115, 130)
+        ]
 
-    return {"train_espeak": train, "test_espeak": test, "piper": piper, "festival_train": festival_train,
-            "festival": festival_test, "flite_train": flite_train,
-            "pico_train": nonfree("pico", pico_voices() if with_nonfree else ()),
-            "rhvoice_train": nonfree("rhvoice", rhvoice_voices() if with_nonfree else ())}
+    return {
+        "train_espeak": train,
+        "test_espeak": test,
+        "piper": piper,
+        "festival_train": festival_train,
+        "festival": festival_test,
+        "flite_train": flite_train,
+        "pico_train": nonfree("pico", pico_voices() if with_nonfree else ()),
+        "rhvoice_train": nonfree("rhvoice", rhvoice_voices() if with_nonfree else ()),
+    }
 
 
 def plan(

@@ -26,8 +26,11 @@ from wakeword.errors import ConfigError, DependencyError
 log = logging.getLogger(__name__)
 
 # the max-pool after which the tuned blocks start, by number of tuned blocks
-CUTS = {1: "model/max_pooling2d_3/MaxPool:0", 2: "model/max_pooling2d_2/MaxPool:0",
-        3: "model/max_pooling2d_1/MaxPool:0"}
+CUTS = {
+    1: "model/max_pooling2d_3/MaxPool:0",
+    2: "model/max_pooling2d_2/MaxPool:0",
+    3: "model/max_pooling2d_1/MaxPool:0",
+}
 OUTPUT = "conv2d_19"
 
 
@@ -70,13 +73,13 @@ class FrozenFront:
         self.session = open_session(front_path, threads)
         self.input = self.session.get_inputs()[0].name
 
-    def __call__(self, clips: np.ndarray,
-                 mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+    def __call__(self, clips: np.ndarray, mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
         win = self.frontend.windows(clips, mel_augment)
         win = win[:, head_positions(win.shape[1], self.step)]
         flat = win.reshape(-1, EMBEDDING_FRAMES, 32, 1)
-        out = np.concatenate([self.session.run(None, {self.input: flat[i : i + 1024]})[0]
-                              for i in range(0, len(flat), 1024)])
+        out = np.concatenate(
+            [self.session.run(None, {self.input: flat[i : i + 1024]})[0] for i in range(0, len(flat), 1024)]
+        )
         return out.reshape(len(clips), win.shape[1], *out.shape[1:]).astype(np.float16)
 
 
@@ -106,8 +109,9 @@ def load_tail(tail_path: Path):
                     pads = attrs.get("pads", [0, 0, 0, 0])
                     if pads[:2] != pads[2:] or attrs.get("group", 1) != 1 or set(attrs.get("strides", [1])) != {1}:
                         raise ValueError(f"{node.name}: unsupported convolution {attrs}")
-                    conv = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), padding=tuple(pads[:2]),
-                                     bias=len(node.input) > 2)
+                    conv = nn.Conv2d(
+                        w.shape[1], w.shape[0], tuple(w.shape[2:]), padding=tuple(pads[:2]), bias=len(node.input) > 2
+                    )
                     conv.weight.data = torch.from_numpy(w.copy())
                     if len(node.input) > 2:
                         conv.bias.data = torch.from_numpy(inits[node.input[2]].copy())
@@ -170,8 +174,10 @@ def tuned_model(tail, head):
 
 def param_groups(net, tail_lr: float = 3e-4, head_lr: float = 2e-3) -> list[dict]:
     """Optimiser groups for :func:`wakeword.training.train.fit`: the pretrained tail moves slower than the head."""
-    return [{"params": [p for p in net.tail.parameters() if p.requires_grad], "lr": tail_lr, "weight_decay": 1e-4},
-            {"params": list(net.head.parameters()), "lr": head_lr, "weight_decay": 5e-2}]
+    return [
+        {"params": [p for p in net.tail.parameters() if p.requires_grad], "lr": tail_lr, "weight_decay": 1e-4},
+        {"params": list(net.head.parameters()), "lr": head_lr, "weight_decay": 5e-2},
+    ]
 
 
 def write_tuned_embedding(original: Path, tail, dst: Path, front_path: Path, tolerance: float = 1e-3) -> float:

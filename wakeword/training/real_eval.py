@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -67,17 +67,28 @@ def summarise_accuracy(results: Sequence[CutResult]) -> dict:
         by_word.setdefault(r.cut.word, [0, 0])
         by_word[r.cut.word][0] += r.predicted == r.cut.word
         by_word[r.cut.word][1] += 1
-    return {"clips": len(results), "correct": len(correct), "accuracy": len(correct) / len(results),
-            "words": len(by_word), "by_word": by_word,
-            "top_confusions": confusions.most_common(8)}
+    return {
+        "clips": len(results),
+        "correct": len(correct),
+        "accuracy": len(correct) / len(results),
+        "words": len(by_word),
+        "by_word": by_word,
+        "top_confusions": confusions.most_common(8),
+    }
 
 
 def eval_cuts(rs: RealSpeech, cuts: Sequence[KeywordCut], kind: str) -> list[KeywordCut]:
     return [c for c in cuts if c.kind == kind and c.file_id in rs.by_id and rs.by_id[c.file_id].split == EVAL]
 
 
-def wake_word_stream(clf, keyword: str, clips: Sequence[np.ndarray], rs: RealSpeech, seed: int = 0,
-                     snr_db: tuple[float, float] = (0.0, 20.0)) -> dict:
+def wake_word_stream(
+    clf,
+    keyword: str,
+    clips: Sequence[np.ndarray],
+    rs: RealSpeech,
+    seed: int = 0,
+    snr_db: tuple[float, float] = (0.0, 20.0),
+) -> dict:
     """Recall of ``keyword`` (per threshold) for ``clips`` mixed into the eval talkers' running speech."""
     rng = np.random.default_rng([seed, 31])
     files = [f for f in rs.files if f.split == EVAL]
@@ -92,8 +103,13 @@ def wake_word_stream(clf, keyword: str, clips: Sequence[np.ndarray], rs: RealSpe
         hit = [any(a <= f <= b + SAMPLE_RATE for f in hits) for a, b, _ in spans]
         recall[t] = sum(hit) / max(1, len(spans))
         outside[t] = sum(not any(a <= f <= b + SAMPLE_RATE for a, b, _ in spans) for f in hits)
-    return {"positives": len(spans), "minutes": len(mixed) / SAMPLE_RATE / 60, "recall": recall,
-            "detections_outside": outside, "snr_db": list(snr_db)}
+    return {
+        "positives": len(spans),
+        "minutes": len(mixed) / SAMPLE_RATE / 60,
+        "recall": recall,
+        "detections_outside": outside,
+        "snr_db": list(snr_db),
+    }
 
 
 def false_accepts(clf, keyword: str, rs: RealSpeech, seed: int = 0) -> dict:
@@ -105,20 +121,28 @@ def false_accepts(clf, keyword: str, rs: RealSpeech, seed: int = 0) -> dict:
     trace, engine = score_trace(clf, audio, keyword)
     begins = np.array([s for s, _ in starts])
     langs = Counter(f.language for f in files)
-    out = {"hours": hours, "files": len(files), "speakers": len({f.speaker_group for f in files}),
-           "languages": len(langs), "gate_open_share": engine.stats.classified_hops / max(1, engine.stats.hops),
-           "per_hour": {}, "by_language": {}}
+    out = {
+        "hours": hours,
+        "files": len(files),
+        "speakers": len({f.speaker_group for f in files}),
+        "languages": len(langs),
+        "gate_open_share": engine.stats.classified_hops / max(1, engine.stats.hops),
+        "per_hour": {},
+        "by_language": {},
+    }
     for t in GRID:
         hits = fired(trace, keyword, t)
         out["per_hour"][t] = len(hits) / hours
-        where = Counter(rs.by_id[starts[max(0, int(np.searchsorted(begins, f, "right")) - 1)][1]].language
-                        for f in hits)
+        where = Counter(
+            rs.by_id[starts[max(0, int(np.searchsorted(begins, f, "right")) - 1)][1]].language for f in hits
+        )
         out["by_language"][t] = dict(where)
     return out
 
 
-def det(recall: dict[float, float], fa_per_hour: dict[float, float], budgets: Sequence[float] = (0.5, 1.0, 2.0)
-        ) -> dict[str, dict]:
+def det(
+    recall: dict[float, float], fa_per_hour: dict[float, float], budgets: Sequence[float] = (0.5, 1.0, 2.0)
+) -> dict[str, dict]:
     """False-reject rate at each false-accept budget: the best recall of any threshold within it."""
     out = {}
     for b in budgets:

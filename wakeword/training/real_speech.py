@@ -21,9 +21,9 @@ import re
 import shutil
 import subprocess
 import zipfile
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -108,8 +108,10 @@ def file_id(package: str, path: str) -> str:
 def load_files(path: Path | None = None) -> list[RealFile]:
     path = path or data_dir() / "files.csv"
     if not path.is_file():
-        raise RealSpeechError(f"{path}: the real-speech manifest is part of a source checkout of wakeword "
-                              f"(data/real-speech); train with --no-real-speech without it")
+        raise RealSpeechError(
+            f"{path}: the real-speech manifest is part of a source checkout of wakeword "
+            f"(data/real-speech); train with --no-real-speech without it"
+        )
     with open(path, newline="") as f:
         return [RealFile(**{**row, "duration_s": float(row["duration_s"])}) for row in csv.DictReader(f)]
 
@@ -117,8 +119,10 @@ def load_files(path: Path | None = None) -> list[RealFile]:
 def load_keywords(path: Path | None = None) -> list[KeywordCut]:
     path = path or data_dir() / "keywords.csv"
     with open(path, newline="") as f:
-        return [KeywordCut(r["file_id"], r["word"], float(r["start_s"]), float(r["end_s"]), r["kind"],
-                           r["transcript"]) for r in csv.DictReader(f)]
+        return [
+            KeywordCut(r["file_id"], r["word"], float(r["start_s"]), float(r["end_s"]), r["kind"], r["transcript"])
+            for r in csv.DictReader(f)
+        ]
 
 
 def write_csv(path: Path, rows: Sequence[dict]) -> None:
@@ -145,13 +149,14 @@ def fetch(cache: Path, packages: Iterable[str] | None = None) -> Path:
             if shutil.which(tool) is None:
                 raise DependencyError(f"{tool} is needed to fetch the real-speech set (a Debian or Ubuntu system)")
         log.info("downloading %s=%s", package, version)
-        res = subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=debs, capture_output=True,
-                             text=True)
+        res = subprocess.run(["apt-get", "download", f"{package}={version}"], cwd=debs, capture_output=True, text=True)
         deb = next(iter(sorted(debs.glob(f"{package}_*.deb"))), None)
         if deb is None:
-            raise RealSpeechError(f"apt-get download {package}={version} failed "
-                                  f"({(res.stderr.strip().splitlines() or ['no output'])[-1]}); run apt-get update, "
-                                  f"or train with --no-real-speech")
+            raise RealSpeechError(
+                f"apt-get download {package}={version} failed "
+                f"({(res.stderr.strip().splitlines() or ['no output'])[-1]}); run apt-get update, "
+                f"or train with --no-real-speech"
+            )
         target = root / package
         if target.exists():
             shutil.rmtree(target)
@@ -178,9 +183,29 @@ def decode(path: Path) -> np.ndarray:
     if path.suffix == ".gsm":
         if shutil.which("sox") is None:
             raise DependencyError("sox is needed to decode the GSM prompts: apt-get install sox")
-        raw = subprocess.run(["sox", "-t", "gsm", "-r", "8000", "-c", "1", str(path), "-t", "raw", "-e",
-                              "floating-point", "-b", "32", "-r", str(SAMPLE_RATE), "-"],
-                             capture_output=True, check=True).stdout
+        raw = subprocess.run(
+            [
+                "sox",
+                "-t",
+                "gsm",
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                str(path),
+                "-t",
+                "raw",
+                "-e",
+                "floating-point",
+                "-b",
+                "32",
+                "-r",
+                str(SAMPLE_RATE),
+                "-",
+            ],
+            capture_output=True,
+            check=True,
+        ).stdout
         return np.frombuffer(raw, np.float32).copy()
     import soundfile as sf
 
@@ -194,8 +219,9 @@ def decode(path: Path) -> np.ndarray:
 class RealSpeech:
     """The fetched, checked and decoded set; decoded audio is cached as .npy beside the unpacked packages."""
 
-    def __init__(self, cache: Path | None = None, files: Sequence[RealFile] | None = None,
-                 packages: Iterable[str] | None = None) -> None:
+    def __init__(
+        self, cache: Path | None = None, files: Sequence[RealFile] | None = None, packages: Iterable[str] | None = None
+    ) -> None:
         self.cache = Path(cache or default_cache_dir())
         all_files = list(files) if files is not None else load_files()
         wanted = set(packages) if packages is not None else {f.package for f in all_files}
@@ -221,8 +247,9 @@ class RealSpeech:
         tmp.replace(npy)
         return x
 
-    def select(self, split: str | None = None, language: str | None = None,
-               exclude_words: Sequence[str] = ()) -> list[RealFile]:
+    def select(
+        self, split: str | None = None, language: str | None = None, exclude_words: Sequence[str] = ()
+    ) -> list[RealFile]:
         """Files of a split (and language); ``exclude_words`` drops files whose known or aligned text
         contains one of them."""
         out = []
@@ -236,8 +263,9 @@ class RealSpeech:
         return out
 
 
-def speech_stream(rs: RealSpeech, files: Sequence[RealFile], rng: np.random.Generator,
-                  gap_s: tuple[float, float] = (0.2, 1.0)) -> tuple[np.ndarray, list[tuple[int, str]]]:
+def speech_stream(
+    rs: RealSpeech, files: Sequence[RealFile], rng: np.random.Generator, gap_s: tuple[float, float] = (0.2, 1.0)
+) -> tuple[np.ndarray, list[tuple[int, str]]]:
     """The files one after another with random gaps of silence; returns audio and (start sample, id) of each."""
     parts, starts, pos = [], [], 0
     for f in files:
@@ -251,9 +279,13 @@ def speech_stream(rs: RealSpeech, files: Sequence[RealFile], rng: np.random.Gene
     return (np.concatenate(parts) if parts else np.zeros(0, np.float32)), starts
 
 
-def insert_clips(talk: np.ndarray, clips: Sequence[np.ndarray], rng: np.random.Generator,
-                 snr_db: tuple[float, float] = (0.0, 20.0), spacing_s: float = 8.0
-                 ) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
+def insert_clips(
+    talk: np.ndarray,
+    clips: Sequence[np.ndarray],
+    rng: np.random.Generator,
+    snr_db: tuple[float, float] = (0.0, 20.0),
+    spacing_s: float = 8.0,
+) -> tuple[np.ndarray, list[tuple[int, int, float]]]:
     """``clips`` mixed on top of running ``talk`` (real talkers), each ``snr_db`` above the talkers' level
     around it, at least ``spacing_s`` apart; returns the mix and (start, end, snr) of each clip."""
     out = talk.astype(np.float32).copy()
@@ -264,8 +296,9 @@ def insert_clips(talk: np.ndarray, clips: Sequence[np.ndarray], rng: np.random.G
         if pos + len(clip) + SAMPLE_RATE > len(out):
             break
         around = talk[max(0, pos - SAMPLE_RATE) : pos + len(clip) + SAMPLE_RATE]
-        talk_rms = float(np.sqrt(np.mean(around[np.abs(around) > 1e-4] ** 2))) if np.any(np.abs(around) > 1e-4) \
-            else 0.01
+        talk_rms = (
+            float(np.sqrt(np.mean(around[np.abs(around) > 1e-4] ** 2))) if np.any(np.abs(around) > 1e-4) else 0.01
+        )
         clip_rms = float(np.sqrt(np.mean(clip[np.abs(clip) > 1e-4] ** 2)) + 1e-9)
         snr = float(rng.uniform(*snr_db))
         out[pos : pos + len(clip)] += clip * (talk_rms * 10 ** (snr / 20) / clip_rms)
@@ -337,8 +370,7 @@ def _speakers_with_cuts(rs: RealSpeech) -> set[str]:
 
 def calibration_files(rs: RealSpeech) -> list[RealFile]:
     keep = _speakers_with_cuts(rs)
-    return [f for f in rs.files if f.split == TRAIN and is_calibration(f.speaker_group)
-            and f.speaker_group not in keep]
+    return [f for f in rs.files if f.split == TRAIN and is_calibration(f.speaker_group) and f.speaker_group not in keep]
 
 
 def training_files(rs: RealSpeech) -> list[RealFile]:

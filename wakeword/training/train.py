@@ -15,9 +15,9 @@ import re
 import shutil
 import time
 import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -147,10 +147,20 @@ class RealTraining:
     rooms: RoomBank | None = None
 
 
-def iter_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
-               labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
-               silence: int = 0, seed_offset: int = 0, speech: int = 0,
-               real: RealTraining | None = None) -> Iterator[tuple[np.ndarray, int]]:
+def iter_clips(
+    config: TrainConfig,
+    items: Sequence[Item],
+    split: str,
+    background: Background | None,
+    labels: Sequence[str],
+    copies: int,
+    snr_db: float | None = None,
+    noise_kind: str | None = None,
+    silence: int = 0,
+    seed_offset: int = 0,
+    speech: int = 0,
+    real: RealTraining | None = None,
+) -> Iterator[tuple[np.ndarray, int]]:
     """(clip, label index) of one split, one at a time. Train clips are augmented; test clips placed clean
     (+ fixed noise). Deterministic for a seed: the same calls give the same clips."""
     # crc32, not hash(): str hashes are salted per process, so every run drew other clips
@@ -192,8 +202,9 @@ def iter_clips(config: TrainConfig, items: Sequence[Item], split: str, backgroun
         if real is not None and rng.random() < config.augment.channel_p:
             clip = channel(rng, clip)
         if rng.random() < config.augment.noise_p:
-            clip = add_noise(rng, clip, rng.uniform(*config.augment.snr_db_range), background,
-                             with_music=config.augment.music)
+            clip = add_noise(
+                rng, clip, rng.uniform(*config.augment.snr_db_range), background, with_music=config.augment.music
+            )
         yield np.clip(clip, -1, 1).astype(np.float32), index[UNKNOWN]
 
 
@@ -223,20 +234,33 @@ def real_training(config: TrainConfig, keywords: Sequence[str]) -> RealTraining:
     for c in cuts:
         if c.file_id in train_ids and c.word in keywords:
             x = rs.audio(c.file_id)
-            positives.append((c.word, x[int(max(0.0, c.start_s - 0.05) * SAMPLE_RATE) : int((c.end_s + 0.05) * SAMPLE_RATE)]))
+            positives.append(
+                (c.word, x[int(max(0.0, c.start_s - 0.05) * SAMPLE_RATE) : int((c.end_s + 0.05) * SAMPLE_RATE)])
+            )
     rooms = RoomBank(config.seed) if config.augment.room_p else None
     return RealTraining(Background(np.concatenate(parts).astype(np.float32)), positives, rooms)
 
 
-def build_clips(config: TrainConfig, items: Sequence[Item], split: str, background: Background | None,
-                labels: Sequence[str], copies: int, snr_db: float | None = None, noise_kind: str | None = None,
-                silence: int = 0, seed_offset: int = 0, speech: int = 0,
-                progress: Callable[[str], None] | None = None,
-                real: RealTraining | None = None) -> tuple[np.ndarray, np.ndarray]:
+def build_clips(
+    config: TrainConfig,
+    items: Sequence[Item],
+    split: str,
+    background: Background | None,
+    labels: Sequence[str],
+    copies: int,
+    snr_db: float | None = None,
+    noise_kind: str | None = None,
+    silence: int = 0,
+    seed_offset: int = 0,
+    speech: int = 0,
+    progress: Callable[[str], None] | None = None,
+    real: RealTraining | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
     """All clips and label indices of one split (:func:`iter_clips`, stacked)."""
     pairs = []
-    for pair in iter_clips(config, items, split, background, labels, copies, snr_db, noise_kind, silence,
-                           seed_offset, speech, real):
+    for pair in iter_clips(
+        config, items, split, background, labels, copies, snr_db, noise_kind, silence, seed_offset, speech, real
+    ):
         pairs.append(pair)
         if progress and len(pairs) % 10_000 == 0:
             progress(f"{split} clips built: {len(pairs)}")
@@ -245,8 +269,12 @@ def build_clips(config: TrainConfig, items: Sequence[Item], split: str, backgrou
     return np.stack([c for c, _ in pairs]).astype(np.float32), np.array([y for _, y in pairs], dtype=np.int64)
 
 
-def encode_chunks(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray,
-                  progress: Callable[[str], None] | None = None, step: int = 2048) -> np.ndarray:
+def encode_chunks(
+    encode: Callable[[np.ndarray], np.ndarray],
+    clips: np.ndarray,
+    progress: Callable[[str], None] | None = None,
+    step: int = 2048,
+) -> np.ndarray:
     """``encode`` (the embedding front end, or its frozen part) over ``clips`` a chunk at a time, written into
     one array allocated after the first chunk (a list of chunks plus their concatenation needs twice the memory,
     which at an early cut is more than this machine has)."""
@@ -263,8 +291,12 @@ def encode_chunks(encode: Callable[[np.ndarray], np.ndarray], clips: np.ndarray,
     return out
 
 
-def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[str], None] | None = None,
-          mel_augment: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+def embed(
+    frontend: EmbeddingFrontEnd,
+    clips: np.ndarray,
+    progress: Callable[[str], None] | None = None,
+    mel_augment: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
     if not len(clips):
         return np.zeros((0, embedding_count(clips.shape[1]), 96), np.float32)
     return encode_chunks(functools.partial(frontend.batch, mel_augment=mel_augment), clips, progress)
@@ -272,13 +304,34 @@ def embed(frontend: EmbeddingFrontEnd, clips: np.ndarray, progress: Callable[[st
 
 # settings that change the model but not its training clips: changing them reuses cached features
 # (the cut and the step are in a cached file's name)
-_NOT_DATA = frozenset({"out", "wake_words", "cache_dir", "epochs", "width", "hop_ms", "threads", "force",
-                       "embedding_step", "tune_blocks", "ema_decay", "mixup", "real_cache", "target_fa_per_hour"})
+_NOT_DATA = frozenset(
+    {
+        "out",
+        "wake_words",
+        "cache_dir",
+        "epochs",
+        "width",
+        "hop_ms",
+        "threads",
+        "force",
+        "embedding_step",
+        "tune_blocks",
+        "ema_decay",
+        "mixup",
+        "real_cache",
+        "target_fa_per_hour",
+    }
+)
 
 
-def _cached_features(config: TrainConfig, name: str, make: Callable[[], tuple[np.ndarray, np.ndarray]],
-                     encode: Callable[[np.ndarray], np.ndarray], key_extra: str,
-                     progress) -> tuple[np.ndarray, np.ndarray]:
+def _cached_features(
+    config: TrainConfig,
+    name: str,
+    make: Callable[[], tuple[np.ndarray, np.ndarray]],
+    encode: Callable[[np.ndarray], np.ndarray],
+    key_extra: str,
+    progress,
+) -> tuple[np.ndarray, np.ndarray]:
     data_fields = {k: v for k, v in asdict(config).items() if k not in _NOT_DATA}
     key = hashlib.sha256((json.dumps(data_fields, default=str, sort_keys=True) + key_extra).encode()).hexdigest()[:16]
     path = config.cache_dir / "features" / f"{name}-{key}.npz"
@@ -328,19 +381,51 @@ def make_head(n_frames: int, n_labels: int, width: int, layers: int = 3):
     return Head()
 
 
-def train_head(config: TrainConfig, x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray,
-               n_labels: int, progress: Callable[[str], None]):
+def train_head(
+    config: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    n_labels: int,
+    progress: Callable[[str], None],
+):
     torch = _torch()
     torch.manual_seed(config.seed)
     model = make_head(x.shape[1], n_labels, config.width)
     groups = [{"params": list(model.parameters()), "lr": 2e-3, "weight_decay": 5e-2}]
-    return model, fit(model, groups, x, y, xv, yv, n_labels, config.epochs, config.seed, config.threads, progress,
-                      ema_decay=config.ema_decay, mixup=config.mixup)
+    return model, fit(
+        model,
+        groups,
+        x,
+        y,
+        xv,
+        yv,
+        n_labels,
+        config.epochs,
+        config.seed,
+        config.threads,
+        progress,
+        ema_decay=config.ema_decay,
+        mixup=config.mixup,
+    )
 
 
-def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, n_labels: int,
-        epochs: int, seed: int, threads: int, progress: Callable[[str], None], ema_decay: float = 0.0,
-        mixup: float = 0.0) -> float:
+def fit(
+    model,
+    groups: list[dict],
+    x: np.ndarray,
+    y: np.ndarray,
+    xv: np.ndarray,
+    yv: np.ndarray,
+    n_labels: int,
+    epochs: int,
+    seed: int,
+    threads: int,
+    progress: Callable[[str], None],
+    ema_decay: float = 0.0,
+    mixup: float = 0.0,
+) -> float:
     """Train ``model`` in place: AdamW over the parameter ``groups`` (each with its "lr" and "weight_decay"),
     one-cycle schedule, class-balanced cross-entropy with label smoothing, batches of 256 drawn from ``x``
     (float32 or float16); keeps the epoch with the best accuracy on ``xv`` and returns that accuracy.
@@ -351,18 +436,23 @@ def fit(model, groups: list[dict], x: np.ndarray, y: np.ndarray, xv: np.ndarray,
     of their targets."""
     torch = _torch()
     from torch.optim.swa_utils import AveragedModel
+
     torch.set_num_threads(threads)
     opt = torch.optim.AdamW(groups)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in groups],
-                                                total_steps=epochs * ((len(x) + 255) // 256))
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=[g["lr"] for g in groups], total_steps=epochs * ((len(x) + 255) // 256)
+    )
     counts = np.bincount(y, minlength=n_labels).astype(np.float64)
     weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_labels, dtype=torch.float32)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
     yt = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
     mix_rng = np.random.default_rng([seed, 11])
-    averaged = (AveragedModel(model, avg_fn=functools.partial(ema_step, decay=ema_decay), use_buffers=True)
-                if ema_decay else None)
+    averaged = (
+        AveragedModel(model, avg_fn=functools.partial(ema_step, decay=ema_decay), use_buffers=True)
+        if ema_decay
+        else None
+    )
     kept = averaged.module if averaged is not None else model
     best, best_state = -1.0, None
     for epoch in range(epochs):
@@ -412,17 +502,26 @@ def predict(model, x: np.ndarray) -> np.ndarray:
     torch = _torch()
     model.eval()
     with torch.no_grad():
-        out = [model(torch.from_numpy(x[i : i + 1024].astype(np.float32))).argmax(1).numpy()
-               for i in range(0, len(x), 1024)]
+        out = [
+            model(torch.from_numpy(x[i : i + 1024].astype(np.float32))).argmax(1).numpy()
+            for i in range(0, len(x), 1024)
+        ]
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
 def export_head(model, n_frames: int, path: Path) -> None:
     torch = _torch()
     dummy = torch.zeros(1, n_frames, 96)
-    torch.onnx.export(model, (dummy,), str(path), input_names=["embeddings"], output_names=["logits"],
-                      dynamic_axes={"embeddings": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17,
-                      dynamo=False)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(path),
+        input_names=["embeddings"],
+        output_names=["logits"],
+        dynamic_axes={"embeddings": {0: "batch"}, "logits": {0: "batch"}},
+        opset_version=17,
+        dynamo=False,
+    )
 
 
 def quantize_head(src: Path, dst: Path) -> None:
@@ -439,8 +538,9 @@ def onnx_accuracy(path: Path, x: np.ndarray, y: np.ndarray) -> float:
     return float((logits.argmax(1) == y).mean())
 
 
-def calibrate_thresholds(config: TrainConfig, model_dir: Path, items: Sequence[Item],
-                         progress: Callable[[str], None]) -> tuple[dict[str, float], dict]:
+def calibrate_thresholds(
+    config: TrainConfig, model_dir: Path, items: Sequence[Item], progress: Callable[[str], None]
+) -> tuple[dict[str, float], dict]:
     """Each wake word's threshold from real speech never trained on (:mod:`.calibrate`)."""
     from wakeword.training.calibrate import calibrate
 
@@ -450,9 +550,11 @@ def calibrate_thresholds(config: TrainConfig, model_dir: Path, items: Sequence[I
         result = calibrate(model_dir, word, clips, config.real_cache, config.target_fa_per_hour, config.seed)
         thresholds[word], report[word] = result.threshold, result.summary()
         note = "" if result.met_target else f" (no threshold reaches {config.target_fa_per_hour}/h: the highest)"
-        progress(f"threshold of {word!r}: {result.threshold}{note}, {result.false_accepts_per_hour[result.threshold]:.2f} "
-                 f"false accepts/h over {result.hours:.2f} h of calibration speech, recall "
-                 f"{result.recall[result.threshold]:.3f} of {result.positives} validation clips in real talkers")
+        progress(
+            f"threshold of {word!r}: {result.threshold}{note}, {result.false_accepts_per_hour[result.threshold]:.2f} "
+            f"false accepts/h over {result.hours:.2f} h of calibration speech, recall "
+            f"{result.recall[result.threshold]:.3f} of {result.positives} validation clips in real talkers"
+        )
     return thresholds, report
 
 
@@ -463,9 +565,17 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     if out.exists() and any(out.iterdir()) and not config.force:
         raise ConfigError(f"{out}: exists and is not empty; pass --force to overwrite it")
     labels = tuple(config.keywords) + (SILENCE, UNKNOWN)
-    items = plan(config.keywords, config.seed, config.per_keyword, config.per_unknown_word, config.test_per_keyword,
-                 config.unknown_words, with_festival=config.festival, with_flite=config.flite,
-                 with_nonfree=config.nonfree_voices)
+    items = plan(
+        config.keywords,
+        config.seed,
+        config.per_keyword,
+        config.per_unknown_word,
+        config.test_per_keyword,
+        config.unknown_words,
+        with_festival=config.festival,
+        with_flite=config.flite,
+        with_nonfree=config.nonfree_voices,
+    )
     progress(f"plan: {len(items)} clips to synthesise or reuse")
     last = [0.0]
 
@@ -479,13 +589,19 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     # changes clips without changing the options or the count
     digest = plan_digest(items)
     fe_dir = front_end_dir()
-    frontend = EmbeddingFrontEnd(fe_dir / FRONT_END_FILES["melspectrogram"], fe_dir / FRONT_END_FILES["embedding"],
-                                 threads=config.threads, cache_size=0)
+    frontend = EmbeddingFrontEnd(
+        fe_dir / FRONT_END_FILES["melspectrogram"],
+        fe_dir / FRONT_END_FILES["embedding"],
+        threads=config.threads,
+        cache_size=0,
+    )
     background = _background(config.background_dirs) if config.background_dirs else None
     real = real_training(config, config.keywords) if config.real_speech else None
     if real is not None:
-        progress(f"real speech: {len(real.context.audio) / SAMPLE_RATE / 60:.1f} min of context and negatives, "
-                 f"{len(real.cuts)} keyword cuts as positives")
+        progress(
+            f"real speech: {len(real.context.audio) / SAMPLE_RATE / 60:.1f} min of context and negatives, "
+            f"{len(real.cuts)} keyword cuts as positives"
+        )
         digest = plan_digest(items) + f"-real{len(real.cuts)}-{len(real.context.audio)}"
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
@@ -502,8 +618,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             write_tuned_embedding,
         )
 
-        front_path, tail_path = split_model(fe_dir / FRONT_END_FILES["embedding"], config.tune_blocks,
-                                            tmp / "split")
+        front_path, tail_path = split_model(fe_dir / FRONT_END_FILES["embedding"], config.tune_blocks, tmp / "split")
         front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
         kind = f"mid{config.tune_blocks}-s{config.embedding_step}"
 
@@ -521,25 +636,42 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             rng = np.random.default_rng([config.seed, 3])
             mel_augment = functools.partial(augment_mel, rng, config=config.augment)
         return _cached_features(
-            config, name if kind == "emb" else f"{name}-{kind}",
-            lambda: build_clips(config, items, split, background, labels, copies, None, None, silence, offset, speech,
-                                progress, real),
+            config,
+            name if kind == "emb" else f"{name}-{kind}",
+            lambda: build_clips(
+                config, items, split, background, labels, copies, None, None, silence, offset, speech, progress, real
+            ),
             lambda clips: encode(clips, mel_augment),
-            f"{name}:{digest}", progress)
+            f"{name}:{digest}",
+            progress,
+        )
 
     x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
-    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1,
-                   speech=config.speech_negatives // 10)
+    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1, speech=config.speech_negatives // 10)
     if config.tune_blocks:
         progress(f"activations at the cut: train {x.shape}, val {xv.shape}")
         torch = _torch()
         torch.manual_seed(config.seed)
         net = tuned_model(load_tail(tail_path), make_head(x.shape[1], len(labels), config.width))
-        val_acc = fit(net, param_groups(net), x, y, xv, yv, len(labels), config.epochs, config.seed, config.threads,
-                      progress, ema_decay=config.ema_decay, mixup=config.mixup)
+        val_acc = fit(
+            net,
+            param_groups(net),
+            x,
+            y,
+            xv,
+            yv,
+            len(labels),
+            config.epochs,
+            config.seed,
+            config.threads,
+            progress,
+            ema_decay=config.ema_decay,
+            mixup=config.mixup,
+        )
         model, n_frames = net.head, x.shape[1]
-        diff = write_tuned_embedding(fe_dir / FRONT_END_FILES["embedding"], net.tail,
-                                     tmp / FRONT_END_FILES["embedding"], front_path)
+        diff = write_tuned_embedding(
+            fe_dir / FRONT_END_FILES["embedding"], net.tail, tmp / FRONT_END_FILES["embedding"], front_path
+        )
         progress(f"tuned embedding model written (ONNX vs torch: {diff:.1e})")
         shutil.rmtree(tmp / "split")
     else:
@@ -559,11 +691,16 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         (tmp / "NOTICE.speech-embedding").write_text(
             f"embedding_model.onnx is Google's speech-embedding model (Apache-2.0, LICENSE.speech-embedding) with\n"
             f"the weights of its last {config.tune_blocks} convolution block(s) changed by `wakeword train`\n"
-            f"(fine-tuned with the keyword head). The graph is unchanged.\n")
+            f"(fine-tuned with the keyword head). The graph is unchanged.\n"
+        )
 
     # held-out test sets through the written model's own front end (a tuned embedding model differs)
-    model_frontend = EmbeddingFrontEnd(tmp / FRONT_END_FILES["melspectrogram"], tmp / FRONT_END_FILES["embedding"],
-                                       threads=config.threads, cache_size=0)
+    model_frontend = EmbeddingFrontEnd(
+        tmp / FRONT_END_FILES["melspectrogram"],
+        tmp / FRONT_END_FILES["embedding"],
+        threads=config.threads,
+        cache_size=0,
+    )
     metrics: dict = {"val_accuracy": val_acc}
     test_sets = {"clean": (None, None), "snr10": (10.0, "pink"), "snr0": (0.0, "pink")}
     for name, (snr, noise) in test_sets.items():
@@ -591,14 +728,28 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         "default_head": "head_int8" if int8_ok else "head",
         "files": {k: {"path": v, "sha256": sha256_file(tmp / v)} for k, v in files.items()},
         "training": {
-            "seed": config.seed, "per_keyword": config.per_keyword, "per_unknown_word": config.per_unknown_word,
-            "test_per_keyword": config.test_per_keyword, "unknown_words": list(config.unknown_words),
-            "festival": config.festival, "flite": config.flite, "tune_blocks": config.tune_blocks,
-            "pitch_p": config.augment.pitch_p, "mel_warp_p": config.augment.mel_warp_p,
-            "mel_mask_p": config.augment.mel_mask_p, "copies": config.copies, "silence_clips": config.silence_clips,
-            "speech_negatives": config.speech_negatives, "embedding_step": config.embedding_step,
-            "epochs": config.epochs, "width": config.width, "clips_train": n_train, "clips_val": n_val,
-            "nonfree_voices": config.nonfree_voices, "ema_decay": config.ema_decay, "mixup": config.mixup,
+            "seed": config.seed,
+            "per_keyword": config.per_keyword,
+            "per_unknown_word": config.per_unknown_word,
+            "test_per_keyword": config.test_per_keyword,
+            "unknown_words": list(config.unknown_words),
+            "festival": config.festival,
+            "flite": config.flite,
+            "tune_blocks": config.tune_blocks,
+            "pitch_p": config.augment.pitch_p,
+            "mel_warp_p": config.augment.mel_warp_p,
+            "mel_mask_p": config.augment.mel_mask_p,
+            "copies": config.copies,
+            "silence_clips": config.silence_clips,
+            "speech_negatives": config.speech_negatives,
+            "embedding_step": config.embedding_step,
+            "epochs": config.epochs,
+            "width": config.width,
+            "clips_train": n_train,
+            "clips_val": n_val,
+            "nonfree_voices": config.nonfree_voices,
+            "ema_decay": config.ema_decay,
+            "mixup": config.mixup,
             # engine:voice (espeak: engine:accent) of the clips actually planned
             "voices_train": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split != "test"}),
             "voices_test": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split == "test"}),
@@ -607,13 +758,15 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     if config.real_speech:
         manifest["thresholds"], metrics["calibration"] = calibrate_thresholds(config, tmp, items, progress)
-        manifest["training"]["real_speech"] = {"cuts": len(real.cuts) if real else 0,
-                                               "context_minutes": round(len(real.context.audio) / SAMPLE_RATE / 60, 1)
-                                               if real else 0, "real_copies": config.real_copies,
-                                               "context_p": config.augment.context_p,
-                                               "room_p": config.augment.room_p,
-                                               "channel_p": config.augment.channel_p,
-                                               "target_fa_per_hour": config.target_fa_per_hour}
+        manifest["training"]["real_speech"] = {
+            "cuts": len(real.cuts) if real else 0,
+            "context_minutes": round(len(real.context.audio) / SAMPLE_RATE / 60, 1) if real else 0,
+            "real_copies": config.real_copies,
+            "context_p": config.augment.context_p,
+            "room_p": config.augment.room_p,
+            "channel_p": config.augment.channel_p,
+            "target_fa_per_hour": config.target_fa_per_hour,
+        }
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     metrics["seconds"] = round(time.time() - t0, 1)
     metrics["default_head"] = manifest["default_head"]

@@ -65,8 +65,11 @@ def _read_wav_bytes(data: bytes) -> tuple[np.ndarray, int]:
 
 def espeak_variants() -> list[str]:
     """espeak-ng's voice variants (``+f3``, ``+m4``, ...) installed on this machine."""
-    for root in (Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data"), Path("/usr/lib/aarch64-linux-gnu/espeak-ng-data"),
-                 Path("/usr/share/espeak-ng-data")):
+    for root in (
+        Path("/usr/lib/x86_64-linux-gnu/espeak-ng-data"),
+        Path("/usr/lib/aarch64-linux-gnu/espeak-ng-data"),
+        Path("/usr/share/espeak-ng-data"),
+    ):
         d = root / "voices" / "!v"
         if d.is_dir():
             return sorted(p.name for p in d.iterdir() if p.is_file())
@@ -79,8 +82,9 @@ def synth_espeak(voice: Voice, text: str) -> tuple[np.ndarray, int]:
         raise DependencyError("espeak-ng is not installed: apt-get install espeak-ng")
     name = voice.name + (f"+{voice.variant}" if voice.variant else "")
     wpm = str(int(round(175 * voice.speed)))
-    out = subprocess.run([exe, "-v", name, "-s", wpm, "-p", str(voice.pitch), "--stdout", text],
-                         capture_output=True, check=True)
+    out = subprocess.run(
+        [exe, "-v", name, "-s", wpm, "-p", str(voice.pitch), "--stdout", text], capture_output=True, check=True
+    )
     return _read_wav_bytes(out.stdout)
 
 
@@ -123,31 +127,59 @@ def _synth_to_wav(program: str, install: str, args, text_on_stdin: str | None = 
 
 def synth_festival(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     stretch = f"(Parameter.set 'Duration_Stretch {1.0 / voice.speed:.3f})"
-    return _synth_to_wav("text2wave", "apt-get install festival festvox-kallpc16k",
-                         lambda exe, out: [exe, "-eval", f"(voice_{voice.name})", "-eval", stretch, "-o", out], text)
+    return _synth_to_wav(
+        "text2wave",
+        "apt-get install festival festvox-kallpc16k",
+        lambda exe, out: [exe, "-eval", f"(voice_{voice.name})", "-eval", stretch, "-o", out],
+        text,
+    )
 
 
 def synth_flite(voice: Voice, text: str) -> tuple[np.ndarray, int]:
-    return _synth_to_wav("flite", "apt-get install flite",
-                         lambda exe, out: [exe, "-voice", voice.name, "--setf",
-                                           f"duration_stretch={1.0 / voice.speed:.3f}", "-t", text, "-o", out])
+    return _synth_to_wav(
+        "flite",
+        "apt-get install flite",
+        lambda exe, out: [
+            exe,
+            "-voice",
+            voice.name,
+            "--setf",
+            f"duration_stretch={1.0 / voice.speed:.3f}",
+            "-t",
+            text,
+            "-o",
+            out,
+        ],
+    )
 
 
 def synth_pico(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     markup = f'<speed level="{int(round(100 * voice.speed))}"><pitch level="{voice.pitch}">{text}</pitch></speed>'
-    return _synth_to_wav("pico2wave", "apt-get install libttspico-utils (Debian non-free: scripts/install_voices.sh)",
-                         lambda exe, out: [exe, "-l", voice.name, "-w", out, markup])
+    return _synth_to_wav(
+        "pico2wave",
+        "apt-get install libttspico-utils (Debian non-free: scripts/install_voices.sh)",
+        lambda exe, out: [exe, "-l", voice.name, "-w", out, markup],
+    )
 
 
 def synth_rhvoice(voice: Voice, text: str) -> tuple[np.ndarray, int]:
     rate, pitch = str(int(round(100 * voice.speed))), str(voice.pitch)
-    return _synth_to_wav("RHVoice-test", "apt-get install rhvoice rhvoice-english "
-                         "(Debian non-free: scripts/install_voices.sh)",
-                         lambda exe, out: [exe, "-p", voice.name, "-r", rate, "-t", pitch, "-o", out], text)
+    return _synth_to_wav(
+        "RHVoice-test",
+        "apt-get install rhvoice rhvoice-english (Debian non-free: scripts/install_voices.sh)",
+        lambda exe, out: [exe, "-p", voice.name, "-r", rate, "-t", pitch, "-o", out],
+        text,
+    )
 
 
-SYNTHESISERS = {"espeak": synth_espeak, "piper": synth_piper, "festival": synth_festival, "flite": synth_flite,
-                "pico": synth_pico, "rhvoice": synth_rhvoice}
+SYNTHESISERS = {
+    "espeak": synth_espeak,
+    "piper": synth_piper,
+    "festival": synth_festival,
+    "flite": synth_flite,
+    "pico": synth_pico,
+    "rhvoice": synth_rhvoice,
+}
 
 
 def synthesise(voice: Voice, text: str) -> tuple[np.ndarray, int]:
