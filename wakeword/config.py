@@ -3,6 +3,12 @@
 A TOML key is the flag's long name with ``-`` replaced by ``_``
 (``--hop-ms 80`` ↔ ``hop_ms = 80``). Precedence: built-in defaults, then the
 config file, then flags given on the command line.
+
+The engine's defaults live once, in the component configs (:class:`VadConfig`,
+:class:`DetectorConfig`, :class:`CaptureConfig`, :class:`EngineConfig`);
+:class:`Settings` reads them from there, a key's type comes from its
+annotation, and the CLI's help text prints :func:`default_text`, so the three
+cannot drift (``tests/test_settings_flags.py`` checks it).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import argparse
 import dataclasses
 import math
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +31,7 @@ from wakeword.stream.vad import VadConfig
 
 __all__ = [
     "DEFAULT_MODEL",
+    "default_text",
     "Settings",
     "build_engine",
     "load_settings_file",
@@ -34,6 +42,11 @@ __all__ = [
 DEFAULT_MODEL = "default"
 
 
+def _default(config: type, name: str) -> Any:
+    """A component config's default for ``name``: the one place it is written."""
+    return {f.name: f.default for f in dataclasses.fields(config)}[name]
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every user-facing option of ``run``/``listen``; units are in the names."""
@@ -42,24 +55,24 @@ class Settings:
     keywords: tuple[str, ...] | None = None
     threshold: float | None = None  # None: the model's recommended thresholds, else 0.5
     thresholds: dict[str, float] = field(default_factory=dict)
-    smoothing_hops: int = 3
-    refractory_s: float = 1.0
-    hop_ms: int | None = None
-    preroll_s: float = 2.0
-    vad: bool = True
-    vad_aggressiveness: int = 2
-    vad_frame_ms: int = 30
-    vad_hangover_ms: int = 600
+    smoothing_hops: int = _default(DetectorConfig, "smoothing_hops")
+    refractory_s: float = _default(DetectorConfig, "refractory_s")
+    hop_ms: int | None = None  # None: the model's own hop (80 ms for the shipped model), else 100
+    preroll_s: float = _default(EngineConfig, "preroll_s")
+    vad: bool = _default(VadConfig, "enabled")
+    vad_aggressiveness: int = _default(VadConfig, "aggressiveness")
+    vad_frame_ms: int = _default(VadConfig, "frame_ms")
+    vad_hangover_ms: int = _default(VadConfig, "hangover_ms")
     # hand-off to Whisper
     handoff: bool = True
     language: str | None = None
     languages: tuple[str, ...] | None = None
-    asr_backend: str = "faster-whisper"  # a name in wakeword.asr.faster_whisper.TRANSCRIBERS: faster-whisper, onnx
+    asr_backend: str = "faster-whisper"  # a name in wakeword.asr.base.TRANSCRIBERS: faster-whisper, onnx
     asr_model: str = "base"
     compute_type: str = "int8"
     beam_size: int = 1
-    command_silence_s: float = 0.5
-    command_max_s: float = 10.0
+    command_silence_s: float = _default(CaptureConfig, "silence_s")
+    command_max_s: float = _default(CaptureConfig, "max_s")
     # sources
     device: str | None = None
     block_ms: float = 50.0
@@ -138,24 +151,26 @@ class Settings:
         return Settings.from_mapping({**self.to_mapping(), **values}, origin)
 
 
-_INTS = {
-    "smoothing_hops",
-    "hop_ms",
-    "vad_aggressiveness",
-    "vad_frame_ms",
-    "vad_hangover_ms",
-    "rate",
-    "channels",
-    "beam_size",
-}
-_FLOATS = {"threshold", "refractory_s", "preroll_s", "block_ms", "command_silence_s", "command_max_s"}
-_BOOLS = {"vad", "realtime", "json", "handoff"}
-_STRS = {"model", "format", "language", "asr_backend", "asr_model", "compute_type"}
-# the daemon's keys, kept apart so the engine's stay easy to read
-_INTS |= {"hook_concurrency"}
-_FLOATS |= {"hook_timeout_s"}
-_BOOLS |= {"allow_remote"}
-_STRS |= {"events", "wyoming", "control", "log_format"}
+_HINTS = typing.get_type_hints(Settings)
+
+
+def default_text(name: str) -> str:
+    """`` (DEFAULT)`` for a setting's help text, from :class:`Settings` itself."""
+    value = {f.name: f.default for f in dataclasses.fields(Settings)}[name]
+    if value is None or value is dataclasses.MISSING:
+        return ""
+    if isinstance(value, bool):
+        return " (on)" if value else " (off)"
+    return f" ({value})"
+
+
+def _scalar_kind(name: str) -> type | None:
+    """``int``, ``float``, ``bool`` or ``str`` for a scalar key (``X | None`` counts as ``X``), else ``None``."""
+    hint = _HINTS[name]
+    kinds = [k for k in typing.get_args(hint) if k is not type(None)] if typing.get_origin(hint) else [hint]
+    return kinds[0] if len(kinds) == 1 and kinds[0] in (int, float, bool, str) else None
+
+
 HOOK_EVENT_KEYS = ("exec", "exec_transcript")
 
 
@@ -163,22 +178,24 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
     def bad(expected: str) -> ConfigError:
         return ConfigError(f"{origin}: {name} must be {expected}, got {value!r}")
 
-    if name in _INTS:
+    kind = None if name == "device" else _scalar_kind(name)
+    if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
         return value
-    if name in _FLOATS:
+    if kind is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad("a number")
         return float(value)
-    if name in _BOOLS:
+    if kind is bool:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if name in _STRS:
+    if kind is str:
         if not isinstance(value, str):
             raise bad("a string")
         return value
+
     if name == "device":
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             raise bad("a device index or name")

@@ -16,6 +16,7 @@ from typing import Any
 
 from wakeword import __version__
 from wakeword.config import Settings, build_engine, load_settings_file, save_settings_file
+from wakeword.config import default_text as D
 from wakeword.errors import ConfigError, WakewordError
 
 log = logging.getLogger("wakeword")
@@ -60,9 +61,11 @@ def add_file_source_options(p: argparse.ArgumentParser, required: bool) -> None:
         "--input", "-i", required=required, default=None, metavar="FILE|-", help="audio file, or - for raw PCM on stdin"
     )
     g = p.add_argument_group("raw input (--input -)")
-    g.add_argument("--rate", type=int, default=argparse.SUPPRESS, help="sample rate of raw input (16000)")
-    g.add_argument("--channels", type=int, default=argparse.SUPPRESS, help="channels of raw input (1)")
-    g.add_argument("--format", choices=("s16le", "f32le"), default=argparse.SUPPRESS, help="raw sample format (s16le)")
+    g.add_argument("--rate", type=int, default=argparse.SUPPRESS, help=f"sample rate of raw input{D('rate')}")
+    g.add_argument("--channels", type=int, default=argparse.SUPPRESS, help=f"channels of raw input{D('channels')}")
+    g.add_argument(
+        "--format", choices=("s16le", "f32le"), default=argparse.SUPPRESS, help=f"raw sample format{D('format')}"
+    )
     p.add_argument(
         "--realtime",
         action="store_true",
@@ -75,7 +78,9 @@ def add_microphone_options(p: argparse.ArgumentParser) -> None:
     """``--device``, ``--duration-s``, ``--block-ms`` (``listen``, ``serve``)."""
     p.add_argument("--device", "-d", default=argparse.SUPPRESS, help="device index or name (see `wakeword devices`)")
     p.add_argument("--duration-s", type=float, default=None, help="stop after this many seconds of audio")
-    p.add_argument("--block-ms", type=float, default=argparse.SUPPRESS, help="device block length (50)")
+    p.add_argument(
+        "--block-ms", type=float, default=argparse.SUPPRESS, help=f"device block length in ms{D('block_ms')}"
+    )
 
 
 def open_file_source(path: str, settings: Settings):
@@ -107,7 +112,7 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model",
         default=S,
-        help="default (the shipped keyword model), a model directory, or NAME[:SPEC] such as tone (default)",
+        help=f"default (the shipped keyword model), a model directory, or NAME[:SPEC] such as tone{D('model')}",
     )
     g.add_argument("--keywords", default=S, help="comma-separated keywords to detect (default: all of the model's)")
     g.add_argument(
@@ -123,15 +128,37 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         metavar="KW=T[,KW=T]",
         help="per-keyword thresholds, e.g. marvin=0.8",
     )
-    g.add_argument("--smoothing-hops", type=int, default=S, help="average scores over N hops (3)")
-    g.add_argument("--refractory-s", type=float, default=S, help="seconds before a keyword may fire again (1.0)")
-    g.add_argument("--hop-ms", type=int, default=S, help="run the classifier every N ms while speech is present (100)")
-    g.add_argument("--preroll-s", type=float, default=S, help="audio kept beyond the classifier window (2.0)")
+    g.add_argument("--smoothing-hops", type=int, default=S, help=f"average scores over N hops{D('smoothing_hops')}")
+    g.add_argument(
+        "--refractory-s", type=float, default=S, help=f"seconds before a keyword may fire again{D('refractory_s')}"
+    )
+    g.add_argument(
+        "--hop-ms",
+        type=int,
+        default=S,
+        help="run the classifier every N ms while speech is present (default: the model's hop, else 100)",
+    )
+    g.add_argument(
+        "--preroll-s", type=float, default=S, help=f"seconds of audio kept beyond the classifier window{D('preroll_s')}"
+    )
     g = p.add_argument_group("voice-activity gate")
     g.add_argument("--no-vad", dest="vad", action="store_false", default=S, help="classify every hop, speech or not")
-    g.add_argument("--vad-aggressiveness", type=int, default=S, choices=range(4), help="webrtcvad mode 0-3 (2)")
-    g.add_argument("--vad-frame-ms", type=int, default=S, choices=(10, 20, 30), help="VAD frame length (30)")
-    g.add_argument("--vad-hangover-ms", type=int, default=S, help="keep the gate open after speech (600)")
+    g.add_argument(
+        "--vad-aggressiveness",
+        type=int,
+        default=S,
+        choices=range(4),
+        help=f"webrtcvad mode 0-3{D('vad_aggressiveness')}",
+    )
+    g.add_argument(
+        "--vad-frame-ms", type=int, default=S, choices=(10, 20, 30), help=f"VAD frame length in ms{D('vad_frame_ms')}"
+    )
+    g.add_argument(
+        "--vad-hangover-ms",
+        type=int,
+        default=S,
+        help=f"keep the gate open this many ms after speech{D('vad_hangover_ms')}",
+    )
     g = p.add_argument_group("hand-off: the command after the wake word, to Whisper")
     g.add_argument(
         "--no-handoff",
@@ -145,17 +172,22 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--asr-backend",
         default=S,
-        help="Whisper backend: faster-whisper, or onnx (an ONNX export, torch-free) (faster-whisper)",
+        help=f"Whisper backend: faster-whisper, or onnx (an ONNX export, torch-free){D('asr_backend')}",
     )
     g.add_argument(
         "--asr-model",
         default=S,
-        help="base (shipped in a wheel), a hub name, a CTranslate2 dir, or an ONNX export dir for onnx",
+        help=f"base (shipped in a wheel), a hub name, a CTranslate2 dir, or an ONNX export dir for onnx{D('asr_model')}",
     )
-    g.add_argument("--compute-type", default=S, help="CTranslate2 compute type (int8)")
-    g.add_argument("--beam-size", type=int, default=S, help="Whisper beam size (1)")
-    g.add_argument("--command-silence-s", type=float, default=S, help="silence that ends a command (0.5)")
-    g.add_argument("--command-max-s", type=float, default=S, help="longest command (10)")
+    g.add_argument("--compute-type", default=S, help=f"CTranslate2 compute type{D('compute_type')}")
+    g.add_argument("--beam-size", type=int, default=S, help=f"Whisper beam size{D('beam_size')}")
+    g.add_argument(
+        "--command-silence-s",
+        type=float,
+        default=S,
+        help=f"seconds of silence that end a command{D('command_silence_s')}",
+    )
+    g.add_argument("--command-max-s", type=float, default=S, help=f"longest command in seconds{D('command_max_s')}")
     g = p.add_argument_group("output and configuration")
     g.add_argument("--json", action="store_true", default=S, help="print one JSON object per event")
     g.add_argument("--config", help="TOML file whose keys match these flags (hop_ms = 80, ...)")

@@ -45,6 +45,7 @@ SHUTDOWN_FLUSH_S = 0.2
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from wakeword.cli.app import add_engine_options, add_file_source_options, add_microphone_options
+    from wakeword.config import default_text as D
     from wakeword.config import positive_int
 
     p = subparsers.add_parser(
@@ -88,8 +89,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION|NAME",
         help="call a Python function with each event (a wakeword.callbacks entry point by NAME)",
     )
-    g.add_argument("--hook-timeout-s", type=float, default=S, help="kill a hook after this long (10)")
-    g.add_argument("--hook-concurrency", type=positive_int, default=S, help="hooks running at once (2)")
+    g.add_argument("--hook-timeout-s", type=float, default=S, help=f"kill a hook after this many seconds{D('hook_timeout_s')}")
+    g.add_argument("--hook-concurrency", type=positive_int, default=S, help=f"hooks running at once{D('hook_concurrency')}")
     g.add_argument(
         "--events",
         default=S,
@@ -114,7 +115,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=S,
         help="allow --events/--wyoming/--control on a non-loopback address",
     )
-    g.add_argument("--log-format", choices=("text", "json"), default=S, help="stderr log format (text)")
+    g.add_argument("--log-format", choices=("text", "json"), default=S, help=f"stderr log format{D('log_format')}")
     g.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
     return p
 
