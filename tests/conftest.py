@@ -25,6 +25,21 @@ def tone_stream(bursts=BURSTS, duration_s=STREAM_S, noise=0.002, seed=0) -> np.n
     return x
 
 
+@pytest.fixture(scope="session", autouse=True)
+def caches_in_a_temp_dir(tmp_path_factory):
+    """Every cache the tests fill goes under the session's temporary directory, never the real ``~/.cache``.
+
+    ``XDG_CACHE_HOME`` moves the Whisper base model that ``ensure_base_model()`` reassembles on first use
+    (the ``tiny`` fixture of test_onnx_whisper and the real-model hand-off tests call it with no directory),
+    the ONNX Whisper default directory and any other XDG cache; ``HF_HOME`` moves the Hugging Face cache.
+    Subprocesses inherit both. Caches kept under ``Path.home()`` itself are not covered."""
+    root = tmp_path_factory.mktemp("xdg-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XDG_CACHE_HOME", str(root))
+        mp.setenv("HF_HOME", str(root / "huggingface"))
+        yield root
+
+
 @pytest.fixture(scope="session")
 def stream() -> np.ndarray:
     return tone_stream()

@@ -4,8 +4,10 @@ the event socket with a stalled subscriber, and a source that recovers from devi
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+import threading
 import time
 
 import numpy as np
@@ -98,21 +100,27 @@ def test_a_hook_gets_its_argv_with_shell_metacharacters_inert(tmp_path):
 
 def test_hooks_time_out_fail_and_match_keywords_without_stopping(tmp_path):
     marker = tmp_path / "sheila"
+    sleepers = tmp_path / "sleepers"  # each sleeper leaves its pid here, and "woke" if it ever wakes up
+    sleepers.mkdir()
+    sleeper = ("import os, sys, time; d = sys.argv[1]; open(os.path.join(d, str(os.getpid())), 'w').close(); "
+               "time.sleep(30); open(os.path.join(d, 'woke'), 'w').close()")
     settings = Settings(
-        exec=((sys.executable, "-c", "import time; time.sleep(30)"), ("false",), ("/no/such/program",)),
+        exec=((sys.executable, "-c", sleeper, str(sleepers)), ("false",), ("/no/such/program",)),
         hooks={"sheila": {"exec": ((sys.executable, "-c", f"open({str(marker)!r}, 'w').write('{{keyword}}')"),)}},
     )
     runner = HookRunner(rules_from_settings(settings), timeout_s=0.5, concurrency=4)
-    started = time.monotonic()
     runner.submit(Detection("marvin", 0.9, 16000))  # the per-keyword hook is not for marvin
     runner.submit(Detection("sheila", 0.9, 32000))
     runner.wait()
-    elapsed = time.monotonic() - started
     runner.close()
     assert marker.read_text() == "sheila"
     stats = runner.as_dict()
     assert stats["runs"] == 7 and stats["timeouts"] == 2 and stats["failures"] == 4  # 2 false + 2 missing
-    assert elapsed < 10  # the sleepers were killed, not waited for
+    # the sleepers were killed, not waited for: neither woke up, and those that got to write a pid are gone
+    assert not (sleepers / "woke").exists()
+    for pid_file in sleepers.iterdir():
+        with pytest.raises(ProcessLookupError):
+            os.kill(int(pid_file.name), 0)
 
 
 def test_python_callbacks_by_module_path_and_their_errors_are_counted():
@@ -188,16 +196,30 @@ def test_a_stalled_subscriber_loses_events_but_never_blocks_publishing(tmp_path)
             time.sleep(0.01)
         n, batch = 3000, 10  # a batch fits the queue: the live subscriber loses nothing
         received = []
-        slowest_publish = 0.0
+        loop_held, release_loop = threading.Event(), threading.Event()
+
+        def hold_the_loop() -> None:  # runs on the network loop: nothing is fanned out until released
+            loop_held.set()
+            release_loop.wait(60)  # a hang guard only: the test releases it
+
         for start in range(0, n, batch):
+            if start == 0:
+                net.call_soon(hold_the_loop)
+                assert loop_held.wait(30)
             for k in range(start, start + batch):
-                t0 = time.perf_counter()
                 server.publish(Detection("marvin", 0.9, 160 * k))
-                slowest_publish = max(slowest_publish, time.perf_counter() - t0)
+            if start == 0:
+                # publish only hands the line to the loop: the first batch was published while the loop was busy,
+                # so none of it has reached a subscriber's queue or socket yet
+                assert server.stats()["published"] == batch and server.stats()["dropped"] == 0
+                reader.setblocking(False)
+                with pytest.raises(BlockingIOError):
+                    reader.recv(1, socket.MSG_PEEK)
+                reader.settimeout(10)
+                release_loop.set()
             while len(received) < start + batch:  # the live subscriber keeps up, batch by batch
                 received.append(json.loads(reader_file.readline()))
         assert [e["time_s"] for e in received] == [round(0.01 * k, 3) for k in range(n)]
-        assert slowest_publish < 0.05  # publish only hands the line to the loop
         stats = server.stats()
         assert stats["published"] == n and stats["subscribers"] == 2
         # the stalled one filled its socket buffer and its queue, then lost the rest
@@ -241,10 +263,21 @@ def test_recovering_source_reopens_with_backoff_and_counts_everything():
         opened.append(good)
         return FlakySource(audio, good, f"mic{len(opened)}")
 
+    class RecordingStop(threading.Event):
+        """The source's stop event, whose timed waits are its backoff: record them."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.waits: list[float | None] = []
+
+        def wait(self, timeout: float | None = None) -> bool:
+            self.waits.append(timeout)
+            return super().wait(timeout)
+
     source = RecoveringSource(open_source, initial_backoff_s=0.01)
-    started = time.monotonic()
+    source._stop = RecordingStop()
     blocks = list(source.blocks())
-    assert time.monotonic() - started < 2
+    assert source._stop.waits == [0.01, 0.02]  # one backoff per failure, doubling from initial_backoff_s
     assert len(opened) == 3 + 0 and source.failures == 2 and source.reconnects == 1
     assert sum(b.shape[0] for b in blocks) == 3 * 1600 + audio.shape[0]
     # counters of retired sources add up: three sources opened, two of them ever delivered

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -189,14 +188,28 @@ def test_callbacks_run_off_the_audio_thread_and_errors_are_not_fatal(stream, cap
 
 def test_a_slow_callback_does_not_slow_detection(stream):
     release = threading.Event()
+    audio_thread = threading.current_thread()
+    entered: list[str] = []
+    finished: list[str] = []
+    inline: list[str] = []
+
+    def slow(event: Detection) -> None:
+        if threading.current_thread() is audio_thread:  # it would block detection: record it, fail below
+            inline.append(event.keyword)
+            return
+        entered.append(event.keyword)
+        release.wait(60)  # a hang guard only: the test releases it
+        finished.append(event.keyword)
+
     with Engine(ToneClassifier()) as engine:
-        engine.on("*", lambda e: release.wait(5))
-        t0 = time.perf_counter()
+        engine.on("*", slow)
         events = engine.run(ArraySource(stream))
-        elapsed = time.perf_counter() - t0
+        # every wake word was detected while the first callback was still blocked
+        assert len(events) == len(BURSTS) and finished == [] and inline == []
         release.set()
-    assert len(events) == len(BURSTS)
-    assert elapsed < 4.0  # the callback would block 5 s per event if it ran inline
+        engine.wait_callbacks()
+    assert finished == [e.keyword for e in events] and entered == finished
+    assert engine.stats.callbacks_dropped == 0
 
 
 def test_callback_for_an_unknown_keyword_is_refused():
@@ -223,15 +236,46 @@ def test_reset_starts_a_new_stream(stream):
     assert engine.run(ArraySource(stream)) == first
 
 
-def test_realtime_pacing_delivers_a_file_no_faster_than_real_time(tmp_path):
+def test_realtime_pacing_delivers_a_file_no_faster_than_real_time(tmp_path, monkeypatch):
+    import types
+
+    import wakeword.audio.sources as sources_module
+
+    class FakeClock:
+        """The sources' clock: only the pacer's sleeps move it, so delivery times are exact."""
+
+        def __init__(self) -> None:
+            self.now = 50.0
+            self.sleeps: list[float] = []
+
+        def monotonic(self) -> float:
+            return self.now
+
+        def sleep(self, seconds: float) -> None:
+            self.sleeps.append(seconds)
+            self.now += seconds
+
+    clock = FakeClock()
+    monkeypatch.setattr(sources_module, "time", types.SimpleNamespace(monotonic=clock.monotonic, sleep=clock.sleep))
     path = tmp_path / "one_second.wav"
     sf.write(path, tone_stream([(440.0, 0.2, 0.5)], duration_s=1.0), SR)
-    t0 = time.monotonic()
-    paced = sum(len(b) for b in FileSource(path, block_frames=1600, realtime=True).blocks())
-    paced_s = time.monotonic() - t0
-    t0 = time.monotonic()
-    unpaced = sum(len(b) for b in FileSource(path, block_frames=1600).blocks())
-    unpaced_s = time.monotonic() - t0
-    assert paced == unpaced == SR
-    assert paced_s >= 0.85  # the last block may arrive up to one block early
-    assert unpaced_s < paced_s / 4
+
+    def delivery(realtime: bool) -> tuple[list[float], list[float]]:
+        """(seconds of audio delivered, clock time since the start) at each block."""
+        start, audio, at = clock.now, [], []
+        total = 0
+        for block in FileSource(path, block_frames=1600, realtime=realtime).blocks():
+            total += len(block)
+            audio.append(total / SR)
+            at.append(clock.now - start)
+        return audio, at
+
+    audio, at = delivery(realtime=True)
+    assert audio[-1] == 1.0 and len(audio) == 10
+    # no block is delivered before the real time of its last sample
+    assert all(t >= a - 1e-9 for a, t in zip(audio, at)) and at[-1] == pytest.approx(1.0)
+    assert sum(clock.sleeps) == pytest.approx(1.0)
+    paced_sleeps = len(clock.sleeps)
+    audio, at = delivery(realtime=False)
+    assert audio[-1] == 1.0 and at == [0.0] * len(audio)  # unpaced: as fast as it is read, no sleep at all
+    assert len(clock.sleeps) == paced_sleeps

@@ -170,7 +170,8 @@ def test_missing_model_wheels_are_a_one_line_dependency_error(monkeypatch, tmp_p
 
 
 class SlowTranscriber:
-    """Takes ``delay_s`` per call; a call waits for ``gate`` when one is given."""
+    """Takes ``delay_s`` per call; a call waits for ``gate`` when one is given. ``entered`` is set
+    once the first call has started (the worker has taken the job off its queue)."""
 
     def __init__(self, delay_s: float = 0.0, gate: threading.Event | None = None, fail_on: int | None = None):
         self.delay_s = delay_s
@@ -178,30 +179,42 @@ class SlowTranscriber:
         self.fail_on = fail_on
         self.calls = 0
         self.thread_names: list[str] = []
+        self.entered = threading.Event()
 
     def transcribe(self, audio, language=None, languages=None):
         self.calls += 1
         self.thread_names.append(threading.current_thread().name)
+        self.entered.set()
         if self.gate is not None:
-            self.gate.wait(5)
+            self.gate.wait(60)  # a hang guard only: every test sets the gate
         time.sleep(self.delay_s)
         if self.fail_on == self.calls:
             raise RuntimeError("boom")
         return TranscriptResult(f"n={audio.shape[0]}", language or "en", 0.5, audio.shape[0] / SR)
 
 
-def test_worker_submit_does_not_block_and_results_arrive_in_order():
-    slow = SlowTranscriber(delay_s=0.15)
+def test_worker_submit_does_not_block_and_results_arrive_in_order(monkeypatch):
+    import types
+
+    from wakeword.asr import worker as worker_module
+
+    clock = [100.0]  # the worker's monotonic clock, moved by the test only
+    monkeypatch.setattr(worker_module, "time", types.SimpleNamespace(monotonic=lambda: clock[0]))
+    gate = threading.Event()
+    slow = SlowTranscriber(gate=gate)
     got: list[Transcript] = []
     worker = TranscriptWorker(slow, got.append, queue_size=8, language="de")
-    t0 = time.monotonic()
     for i in range(4):
         assert worker.submit("marvin", i * 100, i * 100 + 50 + i, np.zeros(50 + i, np.float32))
-    assert time.monotonic() - t0 < 0.05  # four 0.15 s jobs queued without waiting
+    assert slow.entered.wait(30)  # the first job is being transcribed, and cannot finish before the gate opens
+    # four jobs were queued while the transcriber was blocked: submit did not wait for it
+    assert worker.submitted == 4 and worker.completed == 0 and got == [] and not gate.is_set()
+    clock[0] = 102.5  # the commands waited 2.5 s behind the blocked transcriber
+    gate.set()
     worker.close()
     assert [t.text for t in got] == ["n=50", "n=51", "n=52", "n=53"]
     assert [t.start_sample for t in got] == [0, 100, 200, 300] and {t.language for t in got} == {"de"}
-    assert all(t.latency_s >= 0.15 for t in got) and got[-1].latency_s >= 0.55
+    assert [t.latency_s for t in got] == [2.5] * 4  # from submit to delivery, the wait in the queue included
     assert set(slow.thread_names) == {"wakeword-transcriber"}
     assert worker.completed == 4 and worker.dropped == 0
 
@@ -222,10 +235,9 @@ def test_full_queue_drops_and_counts(caplog):
     gate = threading.Event()
     got: list[Transcript] = []
     worker = TranscriptWorker(SlowTranscriber(gate=gate), got.append, queue_size=1)
+    slow = worker.transcriber
     assert worker.submit("marvin", 0, 1, np.zeros(1, np.float32))
-    deadline = time.monotonic() + 2
-    while worker._queue.qsize() and time.monotonic() < deadline:  # the worker has taken job 1
-        time.sleep(0.005)
+    assert slow.entered.wait(30)  # the worker has taken job 1 and is blocked on the gate
     assert worker.submit("marvin", 1, 2, np.zeros(2, np.float32))  # waits in the queue
     with caplog.at_level("WARNING", logger="wakeword.asr.faster_whisper"):
         assert not worker.submit("marvin", 2, 3, np.zeros(3, np.float32))

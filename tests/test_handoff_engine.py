@@ -34,6 +34,18 @@ class SlowTranscriber:
                                 duration_s=len(audio) / SR)
 
 
+class GatedTranscriber(SlowTranscriber):
+    """Blocks every command until ``gate`` is set: a transcription slower than anything the test does."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.0)
+        self.gate = threading.Event()
+
+    def transcribe(self, audio, language=None, languages=None) -> TranscriptResult:
+        self.gate.wait(60)  # a hang guard only: the test opens the gate
+        return super().transcribe(audio, language, languages)
+
+
 @pytest.fixture(scope="module")
 def stream():
     return tone_stream(WAKE_AND_COMMAND, duration_s=13.0)
@@ -41,17 +53,22 @@ def stream():
 
 def test_a_slow_transcription_does_not_make_the_listener_miss_a_wake_word(stream):
     plain = Engine(ToneClassifier()).run(ArraySource(stream))
-    slow = SlowTranscriber(delay_s=1.5)
+    slow = GatedTranscriber()
+    events = []
     with Engine(ToneClassifier(), transcriber=slow) as engine:
-        t0 = time.perf_counter()
-        events = engine.run(ArraySource(stream, block_size=1600))
-        elapsed = time.perf_counter() - t0
+        for event in engine.stream(ArraySource(stream, block_size=1600)):
+            events.append(event)
+            if not slow.gate.is_set() and sum(isinstance(e, Detection) for e in events) == len(plain):
+                # every wake word was heard while the first command was still stuck in the transcriber
+                assert not any(isinstance(e, Transcript) for e in events) and engine.worker.completed == 0
+                slow.gate.set()
+        assert slow.gate.is_set() and engine.worker.completed == 3  # flush() waited for every transcript
     detections = [e for e in events if isinstance(e, Detection)]
     transcripts = [e for e in events if isinstance(e, Transcript)]
     assert detections == plain  # the same detections, at the same samples, with or without the hand-off
     assert [d.keyword for d in detections] == ["marvin"] * 3
     assert len(transcripts) == 3 and slow.threads == {"wakeword-transcriber"}
-    assert elapsed >= 3 * 1.5  # flush() waited for every transcript
+    assert [type(e) for e in events] == [Detection] * 3 + [Transcript] * 3  # the transcripts came after the gate
     for detection, transcript in zip(detections, transcripts):
         assert transcript.start_sample == detection.sample  # the command starts where the wake word fired
 

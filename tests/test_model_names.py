@@ -34,7 +34,7 @@ def argv(command: str, model: str, data) -> list[str]:
     return {
         "run": ["run", "--input", clip, "--no-handoff"],
         "listen": ["listen", "--duration-s", "1", "--no-handoff"],
-        "serve": ["serve", "--input", clip, "--no-handoff"],
+        "serve": ["serve", "--input", clip, "--no-handoff", "--control", f"unix:{data}/control.sock"],
         "classify": ["classify", clip],
         "eval": ["eval", "--data", str(data / "m.csv")],
         "bench": ["bench", "--input", clip],
