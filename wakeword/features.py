@@ -67,6 +67,9 @@ class FeatureExtractor(Protocol):
     @property
     def input_name(self) -> str: ...
 
+    @property
+    def options(self) -> FeatureOptions: ...  # the settings it was built with
+
     def input_shape(self, num_samples: int) -> tuple[int, ...]: ...
 
     def __call__(self, audio: np.ndarray, out: np.ndarray | None = None) -> np.ndarray: ...
@@ -163,7 +166,7 @@ def feature_options_from_dict(spec: dict[str, Any]) -> FeatureOptions:
     if not isinstance(spec, dict):
         raise ModelError(f"manifest 'features' must be an object, got {type(spec).__name__}")
     kind = spec.get("kind")
-    cls = _OPTION_CLASSES.get(kind)  # type: ignore[arg-type]
+    cls = _OPTION_CLASSES.get(kind) if isinstance(kind, str) else None
     if cls is None:
         valid = ", ".join(sorted(_OPTION_CLASSES))
         raise ModelError(f"unknown feature kind {kind!r} in manifest (valid: {valid})")

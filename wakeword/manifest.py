@@ -53,8 +53,9 @@ def read_manifest(model_dir: str | Path, hint: str = "not a wakeword model direc
     return manifest
 
 
-def verified_file(model_dir: Path, name: str, expected_sha256: object) -> Path:
-    """``model_dir/name`` after checking that it exists and has the recorded sha256."""
+def verified_file(model_dir: Path, name: object, expected_sha256: object) -> Path:
+    """``model_dir/name`` after checking that ``name`` is a plain file name, that it exists and
+    has the recorded sha256 (both as read from a manifest, so of any type)."""
     if not isinstance(name, str) or Path(name).name != name:
         raise ModelError(f"{model_dir / MANIFEST}: file name {name!r} must be a plain file name")
     path = model_dir / name

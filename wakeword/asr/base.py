@@ -74,4 +74,4 @@ def make_transcriber(name: str, **options: Any) -> Transcriber:
         raise ConfigError(f"unknown transcriber {name!r}; choose one of: {', '.join(sorted(TRANSCRIBERS))}") from None
     module, _, attr = target.partition(":")
     factory = getattr(importlib.import_module(module), attr)
-    return factory(**options)  # type: ignore[no-any-return]  # a registered class implementing Transcriber
+    return factory(**options)  # a registered class implementing Transcriber

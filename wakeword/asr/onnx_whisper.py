@@ -33,7 +33,7 @@ import numpy as np
 
 from wakeword.asr.base import TranscriptResult, check_language, command_audio
 from wakeword.errors import ConfigError, DependencyError, ModelError
-from wakeword.features import WhisperLogMel, feature_options_from_dict
+from wakeword.features import WhisperLogMel, WhisperLogMelOptions, feature_options_from_dict
 from wakeword.manifest import sha256_file
 from wakeword.pcm import SAMPLE_RATE
 
@@ -187,7 +187,10 @@ class OnnxWhisperTranscriber:
         self.supported_languages = tuple(self.tokens.languages) or ("en",)
         self.max_positions = int(manifest.get("max_target_positions", 448))
         self.max_new_tokens = max_new_tokens
-        self._features = WhisperLogMel(feature_options_from_dict(manifest.get("features") or {}))
+        features = feature_options_from_dict(manifest.get("features") or {})
+        if not isinstance(features, WhisperLogMelOptions):
+            raise ModelError(f"{model_dir}: Whisper needs whisper_log_mel features, the manifest has {features.kind}")
+        self._features = WhisperLogMel(features)
         self._lang_codes = list(self.tokens.languages)
         self._lang_ids = np.array([self.tokens.languages[c] for c in self._lang_codes], dtype=np.int64)
         try:

@@ -41,7 +41,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-RAW_FORMATS = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
+RAW_FORMATS: dict[str, np.dtype] = {"s16le": np.dtype("<i2"), "f32le": np.dtype("<f4")}
 
 
 @runtime_checkable
@@ -475,6 +475,16 @@ class _RateLimitedLog:
             log.warning(msg, *args)
 
 
+class _InputStream(Protocol):
+    """What :class:`MicrophoneSource` uses of a ``sounddevice.InputStream`` (or a test's stand-in)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class MicrophoneSource:
     """A sounddevice ``InputStream`` at the device's native rate.
 
@@ -491,7 +501,7 @@ class MicrophoneSource:
         block_ms: float = 50.0,
         queue_blocks: int = 64,
         duration_s: float | None = None,
-        stream_factory: Callable[..., object] | None = None,
+        stream_factory: Callable[..., _InputStream] | None = None,
         rate: float | None = None,
     ) -> None:
         self.device_spec = device
@@ -503,7 +513,7 @@ class MicrophoneSource:
         self.overflows = 0
         self.dropped_blocks = 0
         self._queue: queue.Queue[np.ndarray] = queue.Queue(maxsize=queue_blocks)
-        self._stream = None
+        self._stream: _InputStream | None = None
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._warn = _RateLimitedLog()
@@ -519,13 +529,13 @@ class MicrophoneSource:
             self.dropped_blocks += 1
             self._warn("%s: queue full, dropped %d block(s) so far", self.name, self.dropped_blocks)
 
-    def _open(self):
+    def _open(self) -> tuple[_InputStream, float]:
         if self._stream_factory is None:
             sd = _sounddevice()
             info = resolve_device(self.device_spec)
             rate = self._rate or info.default_rate
             self.name = f"microphone:{info.name}"
-            factory: Callable[..., object] = sd.InputStream
+            factory: Callable[..., _InputStream] = sd.InputStream
             device: object = info.index
             errors: tuple[type[BaseException], ...] = (sd.PortAudioError,)
         else:

@@ -126,7 +126,7 @@ class OnnxClassifier:
         self.info = ModelInfo(labels=self._labels, window_samples=self._window_samples)
         self._multi_label = bool(manifest.get("multi_label", False))
         self.features: FeatureExtractor = build_feature_extractor(manifest["features"])
-        if self.features.options.sample_rate != manifest["sampling_rate"]:  # type: ignore[attr-defined]
+        if self.features.options.sample_rate != manifest["sampling_rate"]:
             raise ModelError(f"{self.model_dir}: feature sampling rate disagrees with the manifest's")
         self._input_name = manifest["input_name"]
         self._output_name = manifest["output_name"]

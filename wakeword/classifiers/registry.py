@@ -99,9 +99,9 @@ def load_classifier(
     path = model_directory(model)
     if path is not None:
         cls = _resolve(model_kind(path))
-        return cls(path, precision=precision, threads=threads)  # type: ignore[no-any-return]  # a registered class implements Classifier
+        return cls(path, precision=precision, threads=threads)  # a registered class implements Classifier
     name, _, spec = str(model).partition(":")
     if precision is not None:
         raise ModelError(f"--model {model}: a precision applies to model directories only")
     factory = _resolve(BACKENDS[name])
-    return factory(spec, threads=threads)  # type: ignore[no-any-return]  # a registered factory returns a Classifier
+    return factory(spec, threads=threads)  # a registered factory returns a Classifier

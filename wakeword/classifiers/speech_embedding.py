@@ -119,8 +119,8 @@ class EmbeddingFrontEnd:
         clip's end: (clips, n, 76, 32). What the embedding model sees (training, fine-tuning).
         ``mel_augment`` maps each clip's (frames, 32) log-mel to another (training augmentation)."""
         x = (clips * INT16_SCALE).astype(np.float32)
-        mels = [self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) / 10 + 2 for c in x]
-        mels = np.stack([mel_augment(m) for m in mels] if mel_augment else mels)
+        per_clip = [self._mel.run(None, {self._mel_input: c[None]})[0].reshape(-1, 32) / 10 + 2 for c in x]
+        mels = np.stack([mel_augment(m) for m in per_clip] if mel_augment else per_clip)
         n = (mels.shape[1] - EMBEDDING_FRAMES) // EMBEDDING_STRIDE + 1
         start = mels.shape[1] - EMBEDDING_FRAMES - (n - 1) * EMBEDDING_STRIDE
         win = np.lib.stride_tricks.sliding_window_view(mels[:, start:], (EMBEDDING_FRAMES, 32), axis=(1, 2))

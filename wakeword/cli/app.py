@@ -211,7 +211,7 @@ def _build_parser() -> argparse.ArgumentParser:
             kwargs.setdefault("parents", [common])
         return _sub_add(name, **kwargs)
 
-    sub.add_parser = add_parser  # type: ignore[method-assign]
+    sub.add_parser = add_parser  # type: ignore[assignment]  # every subcommand gets the shared -v; argparse offers no hook for it
     sub.required = True
 
     p = sub.add_parser(

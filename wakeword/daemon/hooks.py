@@ -113,7 +113,7 @@ def load_callback(spec: str) -> Callable[[Event], object]:
             raise ConfigError(f"--callback {spec}: cannot load the entry point ({e})") from None
     if not callable(target):
         raise ConfigError(f"--callback {spec}: not callable")
-    return target  # type: ignore[return-value]
+    return target
 
 
 @dataclass(frozen=True)

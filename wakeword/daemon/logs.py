@@ -14,7 +14,7 @@ class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "thread", "message"}``, plus ``event`` when a record carries one."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out = {
+        out: dict[str, object] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 import numpy as np
 
@@ -70,7 +70,7 @@ class RecoveringSource:
         except Exception as e:  # a dead device may fail to close; the error that matters is logged
             log.debug("%s: error while closing: %s", self.name, e)
 
-    def blocks(self) -> Iterator[np.ndarray]:
+    def blocks(self) -> Generator[np.ndarray, None, None]:  # a generator: the daemon closes it
         backoff = self.initial_backoff_s
         failed = False
         while not self._stop.is_set():

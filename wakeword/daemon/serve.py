@@ -89,8 +89,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="MODULE:FUNCTION|NAME",
         help="call a Python function with each event (a wakeword.callbacks entry point by NAME)",
     )
-    g.add_argument("--hook-timeout-s", type=float, default=S, help=f"kill a hook after this many seconds{D('hook_timeout_s')}")
-    g.add_argument("--hook-concurrency", type=positive_int, default=S, help=f"hooks running at once{D('hook_concurrency')}")
+    g.add_argument(
+        "--hook-timeout-s", type=float, default=S, help=f"kill a hook after this many seconds{D('hook_timeout_s')}"
+    )
+    g.add_argument(
+        "--hook-concurrency", type=positive_int, default=S, help=f"hooks running at once{D('hook_concurrency')}"
+    )
     g.add_argument(
         "--events",
         default=S,

@@ -20,6 +20,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,11 +32,14 @@ from wakeword.engine import Engine, EngineConfig
 from wakeword.errors import DependencyError, WakewordError
 from wakeword.pcm import SAMPLE_RATE
 
+if TYPE_CHECKING:  # wyoming is the optional `serve` extra, imported when --wyoming is used
+    from wyoming.server import AsyncServer
+
 __all__ = ["SharedClassifier", "WyomingServer"]
 
 log = logging.getLogger(__name__)
 
-WIDTH_DTYPES = {1: np.dtype("u1"), 2: np.dtype("<i2"), 4: np.dtype("<i4")}
+WIDTH_DTYPES: dict[int, np.dtype] = {1: np.dtype("u1"), 2: np.dtype("<i2"), 4: np.dtype("<i4")}
 
 
 def _wyoming():
@@ -83,7 +87,7 @@ class WyomingServer:
         self.connected_total = 0
         self.detections = 0
         self.streams = 0
-        self._server = None
+        self._server: AsyncServer | None = None
         self._started = False
 
     @property
@@ -124,11 +128,11 @@ class WyomingServer:
         uri = f"unix://{self.address.path}" if self.address.scheme == "unix" else str(self.address)
         if self.address.scheme == "unix":
             prepare_unix_path(self.address.path, "--wyoming")
-        self._server = AsyncServer.from_uri(uri)
+        server = self._server = AsyncServer.from_uri(uri)
 
         async def start() -> None:
             try:
-                await self._server.start(self._make_handler)
+                await server.start(self._make_handler)
             except OSError as e:
                 from wakeword.errors import ConfigError
 
@@ -142,7 +146,7 @@ class WyomingServer:
         return _make_handler_class()(self, reader, writer)
 
     def close(self) -> None:
-        if self._started:  # its stop() removes the socket path: only once it is ours
+        if self._started and self._server is not None:  # its stop() removes the socket path: only once it is ours
             self.net.call(self._server.stop())
         self.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -193,8 +197,8 @@ def _make_handler_class():
             self.service.streams += 1
 
         def _process(self, chunk) -> list:
-            assert self.engine is not None and self.convert is not None
-            rate, width, channels = self.format  # type: ignore[misc]
+            assert self.engine is not None and self.convert is not None and self.format is not None
+            rate, width, channels = self.format
             frames = len(chunk.audio) // (width * channels)
             samples = np.frombuffer(chunk.audio[: frames * width * channels], dtype=WIDTH_DTYPES[width])
             block = self.convert(samples.reshape(frames, channels))

@@ -48,7 +48,7 @@ class VadGate:
         self.hangover_samples = SAMPLE_RATE * config.hangover_ms // 1000
         self._vad = None
         self._pcm = np.zeros(self.frame_samples, dtype=np.int16)
-        self._pcm_bytes = memoryview(self._pcm).cast("B")  # webrtcvad reads it without a copy
+        self._pcm_bytes = self._pcm.data.cast("B")  # webrtcvad reads it without a copy
         self._scratch = np.zeros(self.frame_samples, dtype=np.float32)
         self.reset_states()
 

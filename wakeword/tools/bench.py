@@ -42,7 +42,7 @@ from typing import Any
 
 from wakeword.classifiers.base import ModelInfo
 from wakeword.config import positive_int
-from wakeword.errors import ConfigError, DependencyError, WakewordError
+from wakeword.errors import ConfigError, DependencyError, ModelError, WakewordError
 from wakeword.pcm import SAMPLE_RATE
 
 __all__ = ["BENCH_SCHEMA", "add_parser", "machine_info", "plan_backends", "run"]
@@ -117,6 +117,8 @@ class PipelineClassifier:
         torch.set_num_threads(threads or 1)
         self.pipe = pipeline("audio-classification", model=checkpoint, device="cpu")
         id2label = self.pipe.model.config.id2label
+        if id2label is None:
+            raise ModelError(f"{checkpoint}: the model's config has no id2label")
         self.labels = tuple(id2label[i] for i in range(len(id2label)))
         self._index = {label: i for i, label in enumerate(self.labels)}
         self.info = ModelInfo(labels=self.labels, window_samples=int(window_samples))

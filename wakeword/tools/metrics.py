@@ -235,11 +235,15 @@ def frr_at_budgets(
 
 
 def _best_within(points: Sequence[OperatingPoint], budget: float) -> OperatingPoint | None:
-    ok = [p for p in points if p.false_accepts_per_hour <= budget + 1e-12 and p.false_reject_rate is not None]
+    ok = [
+        (p.false_reject_rate, p)
+        for p in points
+        if p.false_accepts_per_hour <= budget + 1e-12 and p.false_reject_rate is not None
+    ]
     if not ok:
         return None
-    lowest = min(p.false_reject_rate for p in ok)  # type: ignore[type-var]
-    tied = sorted((p for p in ok if p.false_reject_rate == lowest), key=lambda p: p.threshold)
+    lowest = min(rate for rate, _ in ok)
+    tied = sorted((p for rate, p in ok if rate == lowest), key=lambda p: p.threshold)
     return tied[(len(tied) - 1) // 2]  # the middle of a plateau leaves margin on both sides
 
 
@@ -252,7 +256,8 @@ def recommend_threshold(points: Sequence[OperatingPoint], target_fa_per_hour: fl
     """
     best = _best_within(points, target_fa_per_hour)
     if best is not None:
-        return best if best.false_reject_rate < 1.0 else None  # type: ignore[operator]
+        # _best_within picks only points with a false-reject rate
+        return best if best.false_reject_rate is not None and best.false_reject_rate < 1.0 else None
     if any(p.false_reject_rate is not None for p in points):
         return None
     within = [p for p in points if p.false_accepts_per_hour <= target_fa_per_hour + 1e-12]

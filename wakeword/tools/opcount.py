@@ -71,13 +71,13 @@ def count_macs(path: str | Path, input_shapes: dict[str, Sequence[int]] | Sequen
         dims = inp.type.tensor_type.shape.dim
         if len(dims) != len(shape):
             raise ModelError(f"{path}: input {inp.name} has {len(dims)} dimensions, got shape {tuple(shape)}")
-        for dim, size in zip(dims, shape):
-            if size == -1:
+        for dim, length in zip(dims, shape):
+            if length == -1:
                 if not dim.HasField("dim_value"):
                     raise ModelError(f"{path}: input {inp.name} has no fixed size to keep ({dim.dim_param!r})")
                 continue
             dim.ClearField("dim_param")
-            dim.dim_value = int(size)
+            dim.dim_value = int(length)
     inferred = shape_inference.infer_shapes(model, data_prop=True)
     shapes: dict[str, list[int]] = {}
     for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:

@@ -154,9 +154,9 @@ def instrument(
     if transcriber is not None:
         transcriber = _TimedTranscriber(transcriber, clock)
     proxy = _TimedClassifier(classifier, clock, keep_scores, score_columns)
-    engine = Engine(proxy, config, transcriber=transcriber)  # type: ignore[arg-type]
-    engine.gate = _TimedGate(engine.gate, clock, keep_gate)  # type: ignore[assignment]
-    engine.detector = _TimedDetector(engine.detector, clock)  # type: ignore[assignment]
+    engine = Engine(proxy, config, transcriber=transcriber)
+    engine.gate = _TimedGate(engine.gate, clock, keep_gate)  # type: ignore[assignment]  # a forwarding proxy, not a VadGate subclass
+    engine.detector = _TimedDetector(engine.detector, clock)  # type: ignore[assignment]  # a forwarding proxy, not a Detector subclass
     return engine
 
 

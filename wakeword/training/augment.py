@@ -115,6 +115,13 @@ def place(rng: np.random.Generator, word: np.ndarray, n: int, margin: int = 800)
     return out
 
 
+def _babble_source(background: Background | None, kind: str) -> Background:
+    """The recordings that ``kind`` noise (babble, tv) is drawn from."""
+    if background is None:
+        raise ValueError(f"{kind} noise needs a Background of real recordings")
+    return background
+
+
 def add_noise(
     rng: np.random.Generator,
     clip: np.ndarray,
@@ -128,11 +135,12 @@ def add_noise(
         kinds += ["music", "tv"] if background is not None else ["music"]
     kind = kind or kinds[int(rng.integers(len(kinds)))]
     if kind == "babble":
-        noise = background.babble(rng, len(clip))
+        noise = _babble_source(background, kind).babble(rng, len(clip))
     elif kind == "music":
         noise = music_segment(rng, len(clip))
     elif kind == "tv":  # a talker over music, as from a television
-        noise = background.babble(rng, len(clip), talkers=1) + music_segment(rng, len(clip)) * rng.uniform(0.2, 1.0)
+        talker = _babble_source(background, kind).babble(rng, len(clip), talkers=1)
+        noise = talker + music_segment(rng, len(clip)) * rng.uniform(0.2, 1.0)
         noise = noise / (rms(noise) + 1e-12)
     else:
         noise = coloured_noise(rng, len(clip), kind)
@@ -232,7 +240,7 @@ def silence_clip(rng: np.random.Generator, config: AugmentConfig, background: Ba
     if kind == "zero":
         return (rng.standard_normal(n) * 1e-4).astype(np.float32)
     if kind == "babble":
-        return (background.babble(rng, n) * level).astype(np.float32)
+        return (_babble_source(background, kind).babble(rng, n) * level).astype(np.float32)
     return (coloured_noise(rng, n, kind) * level).astype(np.float32)
 
 

@@ -113,7 +113,7 @@ def load_tail(tail_path: Path):
                         w.shape[1], w.shape[0], tuple(w.shape[2:]), padding=tuple(pads[:2]), bias=len(node.input) > 2
                     )
                     conv.weight.data = torch.from_numpy(w.copy())
-                    if len(node.input) > 2:
+                    if conv.bias is not None:  # made with bias=True: the node has a bias input
                         conv.bias.data = torch.from_numpy(inits[node.input[2]].copy())
                     key = str(len(self.convs))
                     self.convs[key] = conv

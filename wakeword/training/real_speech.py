@@ -113,7 +113,14 @@ def load_files(path: Path | None = None) -> list[RealFile]:
             f"(data/real-speech); train with --no-real-speech without it"
         )
     with open(path, newline="") as f:
-        return [RealFile(**{**row, "duration_s": float(row["duration_s"])}) for row in csv.DictReader(f)]
+        return [_real_file(row) for row in csv.DictReader(f)]
+
+
+def _real_file(row: dict[str, str]) -> RealFile:
+    """One ``files.csv`` row: every column is text but ``duration_s``."""
+    fields = dict(row)
+    duration_s = float(fields.pop("duration_s"))
+    return RealFile(**fields, duration_s=duration_s)
 
 
 def load_keywords(path: Path | None = None) -> list[KeywordCut]:

@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -359,8 +360,9 @@ def _torch():
 def make_head(n_frames: int, n_labels: int, width: int, layers: int = 3):
     """A temporal CNN over the embedding sequence, mean- and max-pooled (it beat a flat MLP over the
     same 9 x 96 values in an exploratory run; see the model card)."""
-    torch = _torch()
-    nn = torch.nn
+    _torch()  # the DependencyError with the install hint when torch is missing
+    import torch
+    from torch import nn
 
     class Head(nn.Module):
         def __init__(self) -> None:
@@ -715,7 +717,7 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         "head": "head.onnx",
         "head_int8": "head.int8.onnx",
     }
-    manifest = {
+    manifest: dict[str, Any] = {
         "format": "wakeword-model/1",
         "architecture": ARCHITECTURE,
         "labels": list(labels),
