@@ -19,7 +19,7 @@ import numpy as np
 from wakeword.asr.base import Transcriber
 from wakeword.asr.worker import TranscriptWorker
 from wakeword.audio.sources import AudioSource, Reframer
-from wakeword.classifiers.base import Classifier
+from wakeword.classifiers.base import Classifier, ScoreStream, StreamingClassifier
 from wakeword.errors import ConfigError, ModelError
 from wakeword.events import Detection, Event, Transcript
 from wakeword.pcm import SAMPLE_RATE
@@ -118,6 +118,10 @@ class Engine:
             window_samples=self.window_samples,
             model_thresholds=info.thresholds,
         )
+        # a streaming classifier computes only what each hop adds; any other scores the whole window
+        self.scorer: ScoreStream | None = (
+            classifier.open_stream(self.hop_samples) if isinstance(classifier, StreamingClassifier) else None
+        )
         self.stats = EngineStats()
         self._callbacks: dict[str, list[Callback]] = {}
         self._transcript_callbacks: list[Callback] = []
@@ -162,7 +166,11 @@ class Engine:
             self.detector.idle()
             return []
         self.stats.classified_hops += 1
-        scores = self.classifier.scores(self.ring.latest(self.window_samples))
+        window = self.ring.latest(self.window_samples)
+        if self.scorer is not None:
+            scores = self.scorer.scores(window, self.ring.total)
+        else:
+            scores = self.classifier.scores(window)
         detections = self.detector.update(scores, self.ring.total)
         self.stats.detections += len(detections)
         if detections and self.worker is not None and not self.capture.active:
@@ -207,6 +215,8 @@ class Engine:
         self.gate.reset_states()
         self.detector.reset_states()
         self.capture.reset_states()
+        if self.scorer is not None:
+            self.scorer.reset()
         self.stats = EngineStats()
 
     def stream(self, source: AudioSource) -> Iterator[Event]:

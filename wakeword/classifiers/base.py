@@ -16,7 +16,7 @@ import numpy as np
 from wakeword.errors import ModelError
 from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["Classifier", "ModelInfo", "default_keywords"]
+__all__ = ["Classifier", "ModelInfo", "ScoreStream", "StreamingClassifier", "default_keywords"]
 
 
 def default_keywords(labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -73,3 +73,22 @@ class Classifier(Protocol):
     def info(self) -> ModelInfo: ...
 
     def scores(self, window: np.ndarray) -> np.ndarray: ...
+
+
+class ScoreStream(Protocol):
+    """The scores of one stream, computed from what each hop adds (see :class:`StreamingClassifier`)."""
+
+    def scores(self, window: np.ndarray, end_sample: int) -> np.ndarray:
+        """Scores of ``window``, the stream's latest ``info.window_samples`` samples, ending at absolute sample
+        ``end_sample``; consecutive calls may skip hops (a closed VAD gate), never go back without ``reset``."""
+        ...
+
+    def reset(self) -> None: ...
+
+
+@runtime_checkable
+class StreamingClassifier(Classifier, Protocol):
+    """A classifier that can also score a stream incrementally: ``open_stream(hop_samples)`` gives one
+    stream's state (``None`` when it cannot stream at that hop; the engine then scores whole windows)."""
+
+    def open_stream(self, hop_samples: int) -> ScoreStream | None: ...

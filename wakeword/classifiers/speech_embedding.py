@@ -18,10 +18,12 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from wakeword.classifiers.base import ModelInfo
+from wakeword.classifiers.embedding_stream import EmbeddingStream
 from wakeword.errors import ModelError
 from wakeword.manifest import MANIFEST, read_manifest, verified_file
 from wakeword.onnxrt import open_session
@@ -69,6 +71,7 @@ class EmbeddingFrontEnd:
         self.step = step
         self._mel = _session(mel_path, threads)
         self._emb = _session(embedding_path, threads)
+        self.embedding_session = self._emb  # shared with the streaming front end
         self._mel_input = self._mel.get_inputs()[0].name
         self._emb_input = self._emb.get_inputs()[0].name
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
@@ -174,6 +177,10 @@ class SpeechEmbeddingClassifier:
         self.frontend = EmbeddingFrontEnd(paths["melspectrogram"], paths["embedding"], threads, step=step)
         self._head = _session(paths[head_key], threads)
         self._head_input = self._head.get_inputs()[0].name
+        # the mel model without its window-wide floor, for the streaming front end (models since it exists)
+        self._raw_mel_path = self._verified(files["melspectrogram_raw"]) if "melspectrogram_raw" in files else None
+        self._raw_mel: Any = None
+        self._threads = threads
         # per-keyword thresholds chosen by `wakeword train` on real speech; the detector uses them unless told otherwise
         thresholds = {str(k): float(v) for k, v in (manifest.get("thresholds") or {}).items()}
         try:
@@ -192,6 +199,22 @@ class SpeechEmbeddingClassifier:
         if not isinstance(entry, dict):
             raise ModelError(f"{self.model_dir / MANIFEST}: a file entry must be {{path, sha256}}, got {entry!r}")
         return verified_file(self.model_dir, entry.get("path"), entry.get("sha256"))
+
+    def open_stream(self, hop_samples: int) -> EmbeddingStream | None:
+        """A streaming scorer for one stream (``None``: this model or hop cannot stream; the engine then
+        scores whole windows). Streams share the ONNX Runtime sessions, not their state."""
+        if self._raw_mel_path is None or hop_samples % MEL_HOP or self.info.window_samples % MEL_HOP:
+            return None
+        if self._raw_mel is None:
+            self._raw_mel = _session(self._raw_mel_path, self._threads)
+        return EmbeddingStream(
+            self._raw_mel,
+            self.frontend.embedding_session,
+            self._head,
+            self.info.window_samples,
+            self.frontend.step,
+            hop_samples,
+        )
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
         return self._head.run(None, {self._head_input: embeddings[None].astype(np.float32, copy=False)})[0][0]

@@ -26,7 +26,7 @@ import numpy as np
 
 from wakeword import __version__
 from wakeword.audio.sources import Conditioner
-from wakeword.classifiers.base import Classifier, ModelInfo
+from wakeword.classifiers.base import Classifier, ModelInfo, ScoreStream, StreamingClassifier
 from wakeword.daemon.address import Address
 from wakeword.engine import Engine, EngineConfig
 from wakeword.errors import DependencyError, WakewordError
@@ -59,6 +59,10 @@ class SharedClassifier:
     @property
     def info(self) -> ModelInfo:
         return self._inner.info
+
+    def open_stream(self, hop_samples: int) -> ScoreStream | None:
+        """Each connection's own streaming state over the shared sessions (ONNX Runtime runs them concurrently)."""
+        return self._inner.open_stream(hop_samples) if isinstance(self._inner, StreamingClassifier) else None
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         with self._lock:

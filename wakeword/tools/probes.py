@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from wakeword.audio.sources import AudioSource
-from wakeword.classifiers.base import Classifier
+from wakeword.classifiers.base import Classifier, ScoreStream, StreamingClassifier
 from wakeword.engine import Engine, EngineConfig
 from wakeword.events import Detection
 from wakeword.tools.metrics import ScoreTrace
@@ -30,7 +30,11 @@ __all__ = ["StageClock", "instrument", "record_trace", "split_features"]
 
 # Attributes under which the backends keep their feature stage (called once per window):
 # SpeechEmbeddingClassifier and the openWakeWord peer: ``frontend``; OnnxClassifier: ``features``.
-FEATURE_ATTRIBUTES = ("frontend", "features")  # the public feature stage of our backends and the pipeline baseline
+FEATURE_ATTRIBUTES = (
+    "frontend",
+    "features",
+    "embed",
+)  # the public feature stage of our backends and the pipeline baseline
 
 
 class StageClock:
@@ -91,12 +95,18 @@ class _TimedClassifier(_Forwarding):
     """The classifier, timed as ``classifier`` (features + inference + softmax)."""
 
     def __init__(
-        self, inner: Classifier, clock: StageClock, keep: list[np.ndarray] | None, columns: np.ndarray | None
+        self,
+        inner: Classifier,
+        clock: StageClock,
+        keep: list[np.ndarray] | None,
+        columns: np.ndarray | None,
+        time_features: bool = False,
     ) -> None:
         super().__init__(inner)
         object.__setattr__(self, "_clock", clock)
         object.__setattr__(self, "_keep", keep)
         object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_time_features", time_features)
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         t0 = time.perf_counter_ns()
@@ -105,6 +115,40 @@ class _TimedClassifier(_Forwarding):
         if self._keep is not None:
             self._keep.append(np.array(out[self._columns], dtype=np.float32))
         return out
+
+    def open_stream(self, hop_samples: int) -> _TimedStream | None:
+        """The inner classifier's streaming scorer, timed and recorded like ``scores``."""
+        if not isinstance(self._inner, StreamingClassifier):
+            return None
+        inner = self._inner.open_stream(hop_samples)
+        if inner is None:
+            return None
+        if self._time_features:
+            split_features(inner, self._clock)
+        return _TimedStream(inner, self._clock, self._keep, self._columns)
+
+
+class _TimedStream(_Forwarding):
+    """A classifier's stream, timed as ``classifier`` like the whole-window path."""
+
+    def __init__(
+        self, inner: ScoreStream, clock: StageClock, keep: list[np.ndarray] | None, columns: np.ndarray | None
+    ) -> None:
+        super().__init__(inner)
+        object.__setattr__(self, "_clock", clock)
+        object.__setattr__(self, "_keep", keep)
+        object.__setattr__(self, "_columns", columns)
+
+    def scores(self, window: np.ndarray, end_sample: int) -> np.ndarray:
+        t0 = time.perf_counter_ns()
+        out = self._inner.scores(window, end_sample)
+        self._clock.add("classifier", time.perf_counter_ns() - t0)
+        if self._keep is not None:
+            self._keep.append(np.array(out[self._columns], dtype=np.float32))
+        return out
+
+    def reset(self) -> None:
+        self._inner.reset()
 
 
 class _TimedGate(_Forwarding):
@@ -153,7 +197,7 @@ def instrument(
         split_features(classifier, clock)
     if transcriber is not None:
         transcriber = _TimedTranscriber(transcriber, clock)
-    proxy = _TimedClassifier(classifier, clock, keep_scores, score_columns)
+    proxy = _TimedClassifier(classifier, clock, keep_scores, score_columns, time_features=features)
     engine = Engine(proxy, config, transcriber=transcriber)
     engine.gate = _TimedGate(engine.gate, clock, keep_gate)  # type: ignore[assignment]  # a forwarding proxy, not a VadGate subclass
     engine.detector = _TimedDetector(engine.detector, clock)  # type: ignore[assignment]  # a forwarding proxy, not a Detector subclass
