@@ -25,20 +25,25 @@ def short_input(tmp_path_factory):
     root = tmp_path_factory.mktemp("bench")
     path = root / "short.wav"
     sf.write(path, audio[11 * rate : 15 * rate], rate)
-    (root / "short.json").write_text(json.dumps({"keywords": [{"keyword": "marvin", "start_s": 1.946,
-                                                                "end_s": 2.496}]}))
+    (root / "short.json").write_text(
+        json.dumps({"keywords": [{"keyword": "marvin", "start_s": 1.946, "end_s": 2.496}]})
+    )
     return path
 
 
 def bench(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "wakeword", "bench", *args], capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "wakeword", "bench", *args], capture_output=True, text=True, timeout=300
+    )
 
 
 def check_rows(report: dict, backends: list[str]) -> None:
     assert schema_errors(report, BENCH_SCHEMA) == []
     assert [r["backend"] for r in report["rows"]] == backends
     for row in report["rows"]:
+        if row["backend"].startswith("engine:"):  # a peer's own engine: no stages of ours to time
+            assert row["cpu_s_per_audio_hour"] > 0 and row["peak_rss_mb"] > 10
+            continue
         stages = row["stages"]
         assert stages["vad"]["count"] == row["hops"]
         assert stages["inference"]["count"] == stages["detector"]["count"] == row["classified_hops"] > 0
@@ -57,11 +62,15 @@ def test_bench_default_model_backends_and_peer(short_input):
     proc = bench("--input", str(short_input), "--json", "--peer", "openwakeword:hey_jarvis")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    check_rows(report, ["onnx-int8", "onnx-fp32", "peer:openwakeword:hey_jarvis"])
+    check_rows(report, ["onnx-int8", "onnx-fp32", "peer:openwakeword:hey_jarvis", "engine:openwakeword:hey_jarvis"])
     assert report["baseline"] == "onnx-fp32"
+    assert report["peer"] == "engine:openwakeword:hey_jarvis"  # ratios against openWakeWord's own engine
     rows = {r["backend"]: r for r in report["rows"]}
     assert rows["onnx-fp32"]["cpu_speedup_vs_baseline"] == pytest.approx(1.0)
-    assert rows["peer:openwakeword:hey_jarvis"]["cpu_speedup_vs_peer"] == pytest.approx(1.0)
+    own = rows.pop("engine:openwakeword:hey_jarvis")
+    assert own["cpu_speedup_vs_peer"] == pytest.approx(1.0)
+    assert own["hops"] == own["classified_hops"] > 0 and own["stages"]["features"] is None  # it runs every hop
+    assert own["cpu_s_per_audio_hour"] > 0 and own["audio_s"] == pytest.approx(4.0, abs=0.1)
     for row in rows.values():
         assert row["audio_s"] == pytest.approx(4.0, abs=0.01)
         assert row["stages"]["features"]["count"] == row["classified_hops"]
@@ -130,10 +139,14 @@ def _tiny_graph(path):
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "W"], ["y"]), helper.make_node("Conv", ["s", "K"], ["z"])],
         "tiny",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", 8]),
-         helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 1, "n"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
-         helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "time", 8]),
+            helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 1, "n"]),
+        ],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, None),
+        ],
         [w, k],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -160,9 +173,16 @@ def test_count_macs_on_a_hand_built_graph(tmp_path):
 
 
 def test_schema_checker_reports_what_is_wrong():
-    schema = {"type": "object", "required": ["a"], "additionalProperties": False,
-              "properties": {"a": {"type": "array", "items": {"type": "integer", "minimum": 0}}}}
+    schema = {
+        "type": "object",
+        "required": ["a"],
+        "additionalProperties": False,
+        "properties": {"a": {"type": "array", "items": {"type": "integer", "minimum": 0}}},
+    }
     assert schema_errors({"a": [1, 2]}, schema) == []
     assert schema_errors({"a": [1, -2, True], "b": 1}, schema) == [
-        "$.a[1]: -2 below minimum 0", "$.a[2]: expected integer, got bool", "$: unexpected 'b'"]
+        "$.a[1]: -2 below minimum 0",
+        "$.a[2]: expected integer, got bool",
+        "$: unexpected 'b'",
+    ]
     assert schema_errors({}, schema) == ["$: missing 'a'"]

@@ -50,7 +50,8 @@ __all__ = ["BENCH_SCHEMA", "add_parser", "machine_info", "plan_backends", "run"]
 log = logging.getLogger(__name__)
 
 STAGES = ("source", "vad", "features", "inference", "detector", "handoff", "block")
-PEER_PREFIX = "peer:"
+PEER_PREFIX = "peer:"  # a peer's keyword head on our engine and front end ("same front end")
+ENGINE_PREFIX = "engine:"  # a peer's own engine, as its users run it
 
 
 # --- which backends --------------------------------------------------------------
@@ -289,6 +290,60 @@ def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
     }
 
 
+def measure_peer_engine(args: argparse.Namespace) -> dict[str, Any]:
+    """openWakeWord's own engine on the input: ``Model.predict`` on 1,280-sample int16 chunks, its own features
+    and sessions, CPU of the loop (every thread of this process), as ``measure_backend`` reports ours."""
+    import numpy as np
+
+    from wakeword.audio.sources import FileSource
+    from wakeword.tools.peers import DEFAULT_OWW_MODEL, openwakeword_head_path, peer_keyword
+
+    name = args.worker[len(ENGINE_PREFIX) :].partition(":")[2] or DEFAULT_OWW_MODEL
+    t0 = time.perf_counter()
+    try:
+        from openwakeword.model import Model
+    except ImportError as e:
+        raise DependencyError(f"the openWakeWord engine is not installed ({e}); see scripts/install.sh") from e
+    import contextlib
+
+    with contextlib.redirect_stdout(sys.stderr):  # it prints its model paths; stdout carries this row's JSON
+        model = Model(wakeword_models=[str(openwakeword_head_path(name))], inference_framework="onnx")
+    load_ms = (time.perf_counter() - t0) * 1000
+    audio = np.concatenate(list(FileSource(args.input).blocks()))
+    chunks = [(audio[i : i + 1280] * 32767).astype(np.int16) for i in range(0, audio.shape[0] - 1279, 1280)]
+    keyword = peer_keyword(name)
+    detections, last_fire = [], -1e9
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    for rep in range(args.repeat):
+        model.reset()
+        for k, chunk in enumerate(chunks):
+            score = max(model.predict(chunk).values())
+            t = (k + 1) * 1280 / SAMPLE_RATE
+            if rep == 0 and score >= 0.5 and t - last_fire > 1.0:
+                detections.append({"keyword": keyword, "time_s": round(t, 3), "score": round(float(score), 4)})
+                last_fire = t
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    audio_s = args.repeat * len(chunks) * 1280 / SAMPLE_RATE
+    return {
+        "backend": args.worker,
+        "model": str(openwakeword_head_path(name)),
+        "threads": 1,
+        "audio_s": audio_s,
+        "x_realtime": audio_s / wall if wall else None,
+        "cpu_s_per_audio_hour": cpu / audio_s * 3600,
+        "peak_rss_mb": peak_rss_mb(),
+        "load_ms": load_ms,
+        "startup_ms": None,
+        "hop_ms": 80.0,
+        "hops": len(chunks) * args.repeat,
+        "classified_hops": len(chunks) * args.repeat,
+        "detections": detections,
+        "detection_latency_ms": None,
+        "stages": {s: None for s in STAGES},
+        "torch_loaded": "torch" in sys.modules,
+    }
+
+
 # --- cost estimates from operation counts --------------------------------------------------------
 
 
@@ -297,16 +352,23 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
     from wakeword.classifiers.speech_embedding import EMBEDDING_DIM
     from wakeword.tools.opcount import MacCount, count_macs
 
-    def speech_embedding(mel: Path, emb: Path, head: Path, window: int) -> MacCount:
-        # per hop: the log-mel of the whole window, one new embedding (the rest are cached), the head
+    def speech_embedding(mel: Path, emb: Path, head: Path, mel_samples: int) -> MacCount:
+        # per hop: the log-mel of mel_samples, one new embedding (the rest are kept), the head
         # (its number of embeddings is fixed in its graph)
-        return count_macs(mel, [1, window]) + count_macs(emb, [1, 76, 32, 1]) + count_macs(head, [1, -1, EMBEDDING_DIM])
+        return (
+            count_macs(mel, [1, mel_samples])
+            + count_macs(emb, [1, 76, 32, 1])
+            + count_macs(head, [1, -1, EMBEDDING_DIM])
+        )
 
-    if backend.startswith(PEER_PREFIX):
+    if backend.startswith((PEER_PREFIX, ENGINE_PREFIX)):
         from wakeword.tools.peers import load_peer
 
-        peer = load_peer(backend[len(PEER_PREFIX) :], threads=1)
-        return speech_embedding(peer.mel_path, peer.embedding_path, peer.head_path, peer.info.window_samples)
+        own = backend.startswith(ENGINE_PREFIX)
+        peer = load_peer(backend.partition(":")[2], threads=1)
+        # openWakeWord's own engine computes the mel of each 1,280-sample chunk plus 480 of context
+        mel_samples = 1280 + 480 if own else peer.info.window_samples
+        return speech_embedding(peer.mel_path, peer.embedding_path, peer.head_path, mel_samples)
     manifest = _manifest(model)
     if manifest is None:
         return None
@@ -315,8 +377,11 @@ def backend_macs(model: str, backend: str, window_samples: int | None = None):
         files = manifest["files"]
         head = files["head_int8" if backend == "onnx-int8" else "head"]["path"]
         window = int(manifest["window_samples"])
+        # the streaming front end (models with the raw mel graph) runs the mel over a hop's new samples + context
+        hop = int(manifest.get("hop_ms", 80)) * SAMPLE_RATE // 1000
+        mel_samples = hop + 512 - 160 if "melspectrogram_raw" in files else window
         return speech_embedding(
-            root / files["melspectrogram"]["path"], root / files["embedding"]["path"], root / head, window
+            root / files["melspectrogram"]["path"], root / files["embedding"]["path"], root / head, mel_samples
         )
     if manifest.get("format") == "wakeword-onnx-classifier":
         from wakeword.features import build_feature_extractor
@@ -580,7 +645,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     args.model = resolve_model(args.model)
     if args.worker:  # one backend, in this process
-        row = measure_backend(args, started)
+        row = measure_peer_engine(args) if args.worker.startswith(ENGINE_PREFIX) else measure_backend(args, started)
         print(json.dumps(row))
         return 0
     args.input = Path(args.input) if args.input else _default_input()
@@ -604,7 +669,7 @@ def run(args: argparse.Namespace) -> int:
         from wakeword.tools.peers import load_peer
 
         load_peer(args.peer, threads=1)  # unknown or missing peer: fail before any run
-        backends.append(PEER_PREFIX + args.peer)
+        backends += [PEER_PREFIX + args.peer, ENGINE_PREFIX + args.peer]
     if args.handoff and importlib.util.find_spec("faster_whisper") is None:
         raise DependencyError("--handoff needs faster-whisper; pip install 'wakeword[whisper]'")
     rows = [_run_worker(args, backend) for backend in backends]
@@ -619,11 +684,12 @@ def run(args: argparse.Namespace) -> int:
         row["macs_per_hop"] = None if macs is None else macs.total
         row["int8_macs_per_hop"] = None if macs is None else macs.int8
         row["pi_estimate"] = None if macs is None else pi_estimate(macs, row["hop_ms"])
-    ours = [r for r in rows if not r["backend"].startswith(PEER_PREFIX)]
+    ours = [r for r in rows if not r["backend"].startswith((PEER_PREFIX, ENGINE_PREFIX))]
     baseline = next((r for r in ours if r["backend"] == "transformers"), None) or next(
         (r for r in ours if r["backend"] == "onnx-fp32"), ours[-1]
     )
-    peer = next((r for r in rows if r["backend"].startswith(PEER_PREFIX)), None)
+    # ratios against the peer as its users run it: its own engine
+    peer = next((r for r in rows if r["backend"].startswith(ENGINE_PREFIX)), None)
     for r in rows:
         r["cpu_speedup_vs_baseline"] = _ratio(baseline["cpu_s_per_audio_hour"], r["cpu_s_per_audio_hour"])
         r["cpu_speedup_vs_peer"] = (
