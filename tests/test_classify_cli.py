@@ -35,9 +35,7 @@ def clips(tmp_path_factory) -> Path:
 
     folder = tmp_path_factory.mktemp("clips")
     rng = np.random.default_rng(3)
-    speech = (
-        sf.read(LIBRIVOX[0], dtype="float32")[0][:24_000] if LIBRIVOX else 0.2 * rng.standard_normal(24_000)
-    )
+    speech = sf.read(LIBRIVOX[0], dtype="float32")[0][:24_000] if LIBRIVOX else 0.2 * rng.standard_normal(24_000)
     speech = speech.astype(np.float32)
     sf.write(folder / "a_mono16k.wav", speech, 16_000, subtype="PCM_16")
     stereo = np.repeat(soxr.resample(speech, 16_000, 44_100)[:, None], 2, axis=1)
@@ -64,9 +62,7 @@ def test_one_file_prints_the_pipeline_shape(model_dir, clips, capsys):
 
 
 def test_directory_prints_one_json_line_per_audio_file(model_dir, clips, capsys):
-    code, out, err = _run(
-        capsys, str(clips), "--model", str(model_dir), "--top-k", "2", "--precision", "fp32"
-    )
+    code, out, err = _run(capsys, str(clips), "--model", str(model_dir), "--top-k", "2", "--precision", "fp32")
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
     assert [Path(line["file"]).name for line in lines] == ["a_mono16k.wav", "b_stereo44k.wav", "c_8k.flac"]

@@ -82,8 +82,15 @@ def bad_files(tmp_path, stream_wav):
     x = np.zeros(SR, np.float32)
     x[12_000] = np.nan
     sf.write(nan, x, SR, subtype="FLOAT")
-    return {"text": text, "empty": empty, "truncated": truncated, "header": header_only, "nan": nan,
-            "missing": tmp_path / "missing.wav", "dir": tmp_path}
+    return {
+        "text": text,
+        "empty": empty,
+        "truncated": truncated,
+        "header": header_only,
+        "nan": nan,
+        "missing": tmp_path / "missing.wav",
+        "dir": tmp_path,
+    }
 
 
 @pytest.mark.parametrize(

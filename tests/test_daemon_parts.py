@@ -32,51 +32,72 @@ ARGV_DUMP = [sys.executable, "-c", "import json, sys; print(json.dumps(sys.argv[
 
 
 def transcript(text: str) -> Transcript:
-    return Transcript(keyword="marvin", language="en", language_probability=0.9, text=text,
-                      start_sample=16000, end_sample=32000, latency_s=0.1)
+    return Transcript(
+        keyword="marvin",
+        language="en",
+        language_probability=0.9,
+        text=text,
+        start_sample=16000,
+        end_sample=32000,
+        latency_s=0.1,
+    )
 
 
 # --- hooks ----------------------------------------------------------------------
 
 
 def test_config_commands_are_split_once_into_argv_and_tables_per_keyword():
-    s = Settings.from_mapping({
-        "exec": ["notify-send 'wake word' {keyword}"],
-        "hooks": {"marvin": {"exec": [["say", "{keyword} at {time_s}"]], "exec_transcript": "handle {text}"}},
-        "callback": "json:dumps",
-    }, "test.toml")
+    s = Settings.from_mapping(
+        {
+            "exec": ["notify-send 'wake word' {keyword}"],
+            "hooks": {"marvin": {"exec": [["say", "{keyword} at {time_s}"]], "exec_transcript": "handle {text}"}},
+            "callback": "json:dumps",
+        },
+        "test.toml",
+    )
     assert s.exec == (("notify-send", "wake word", "{keyword}"),)
-    assert s.hooks == {"marvin": {"exec": (("say", "{keyword} at {time_s}"),),
-                                  "exec_transcript": (("handle", "{text}"),)}}
+    assert s.hooks == {
+        "marvin": {"exec": (("say", "{keyword} at {time_s}"),), "exec_transcript": (("handle", "{text}"),)}
+    }
     assert s.callback == ("json:dumps",)
     # the effective settings survive a TOML round trip (what --save-config writes)
     assert Settings.from_mapping(s.to_mapping(), "again") == s
     rules = rules_from_settings(s)
-    assert [(r.keyword, r.kind) for r in rules] == [("*", "detection"), ("marvin", "detection"),
-                                                   ("marvin", "transcript"), ("*", "")]
+    assert [(r.keyword, r.kind) for r in rules] == [
+        ("*", "detection"),
+        ("marvin", "detection"),
+        ("marvin", "transcript"),
+        ("*", ""),
+    ]
 
 
-@pytest.mark.parametrize("values, fragment", [
-    ({"exec": ["echo 'unclosed"]}, "cannot split"),
-    ({"exec": [""]}, "empty command"),
-    ({"hooks": {"marvin": {"run": "x"}}}, "hooks.marvin must be a table"),
-    ({"hooks": {"marvin": "echo"}}, "hooks.marvin must be a table"),
-    ({"exec": [["echo", 3]]}, "expected a command line"),
-    ({"hook_concurrency": 0}, "hook_concurrency"),
-    ({"log_format": "xml"}, "log_format"),
-])
+@pytest.mark.parametrize(
+    "values, fragment",
+    [
+        ({"exec": ["echo 'unclosed"]}, "cannot split"),
+        ({"exec": [""]}, "empty command"),
+        ({"hooks": {"marvin": {"run": "x"}}}, "hooks.marvin must be a table"),
+        ({"hooks": {"marvin": "echo"}}, "hooks.marvin must be a table"),
+        ({"exec": [["echo", 3]]}, "expected a command line"),
+        ({"hook_concurrency": 0}, "hook_concurrency"),
+        ({"log_format": "xml"}, "log_format"),
+    ],
+)
 def test_bad_hook_settings_are_config_errors(values, fragment):
     with pytest.raises(ConfigError, match=fragment):
         Settings.from_mapping(values, "test.toml")
 
 
-@pytest.mark.parametrize("arg, fragment", [
-    ("{keyword.__class__}", "unknown placeholder"),
-    ("{keyword[0]}", "unknown placeholder"),
-    ("{user}", "unknown placeholder"),
-    ("{score:{text}}", "nested"),
-    ("{", "bad placeholder"),
-])
+@pytest.mark.parametrize(
+    "arg, fragment",
+    [
+        ("{keyword.__class__}", "unknown placeholder"),
+        ("{keyword[0]}", "unknown placeholder"),
+        ("{user}", "unknown placeholder"),
+        ("{score:{text}}", "nested"),
+        ("{", "bad placeholder"),
+    ],
+)
 def test_templates_refuse_anything_but_plain_placeholders(arg, fragment):
     with pytest.raises(ConfigError, match=fragment):
         validate_template(["echo", arg], "--exec")
@@ -84,10 +105,15 @@ def test_templates_refuse_anything_but_plain_placeholders(arg, fragment):
 
 
 def test_a_hook_gets_its_argv_with_shell_metacharacters_inert(tmp_path):
-    evil = "; rm -rf ~ && touch {0}/pwned $(touch {0}/pwned2) `touch {0}/pwned3` | cat > {0}/pwned4 'q\" *".format(tmp_path)
+    evil = f"; rm -rf ~ && touch {tmp_path}/pwned $(touch {tmp_path}/pwned2) `touch {tmp_path}/pwned3` | cat > {tmp_path}/pwned4 'q\" *"
     out = tmp_path / "argv.json"
-    template = (*ARGV_DUMP[:2], f"import json, sys; open({str(out)!r}, 'w').write(json.dumps(sys.argv[1:]))",
-                "{keyword}", "text={text}", "{language}")
+    template = (
+        *ARGV_DUMP[:2],
+        f"import json, sys; open({str(out)!r}, 'w').write(json.dumps(sys.argv[1:]))",
+        "{keyword}",
+        "text={text}",
+        "{language}",
+    )
     runner = HookRunner(rules_from_settings(Settings(exec_transcript=(template,))), timeout_s=10, concurrency=1)
     runner.submit(transcript(evil))
     runner.wait()
@@ -102,8 +128,10 @@ def test_hooks_time_out_fail_and_match_keywords_without_stopping(tmp_path):
     marker = tmp_path / "sheila"
     sleepers = tmp_path / "sleepers"  # each sleeper leaves its pid here, and "woke" if it ever wakes up
     sleepers.mkdir()
-    sleeper = ("import os, sys, time; d = sys.argv[1]; open(os.path.join(d, str(os.getpid())), 'w').close(); "
-               "time.sleep(30); open(os.path.join(d, 'woke'), 'w').close()")
+    sleeper = (
+        "import os, sys, time; d = sys.argv[1]; open(os.path.join(d, str(os.getpid())), 'w').close(); "
+        "time.sleep(30); open(os.path.join(d, 'woke'), 'w').close()"
+    )
     settings = Settings(
         exec=((sys.executable, "-c", sleeper, str(sleepers)), ("false",), ("/no/such/program",)),
         hooks={"sheila": {"exec": ((sys.executable, "-c", f"open({str(marker)!r}, 'w').write('{{keyword}}')"),)}},
@@ -296,9 +324,13 @@ def test_daemon_recovers_from_an_injected_failing_microphone_stream():
         return MicrophoneSource(device="usb mic", stream_factory=device, rate=SR, duration_s=2.5)
 
     out = __import__("io").StringIO()
-    daemon = Daemon(Settings(model="tone", handoff=False, json=True, control="none"), source_factory=open_mic,
-                    engine_factory=lambda s: Engine(ToneClassifier(), s.engine_config()), out=out,
-                    initial_backoff_s=0.01)
+    daemon = Daemon(
+        Settings(model="tone", handoff=False, json=True, control="none"),
+        source_factory=open_mic,
+        engine_factory=lambda s: Engine(ToneClassifier(), s.engine_config()),
+        out=out,
+        initial_backoff_s=0.01,
+    )
     daemon.start()
     assert daemon.finished.wait(20)
     status = daemon.status()
@@ -321,8 +353,10 @@ def test_a_device_chosen_by_name_is_found_again_after_renumbering(monkeypatch):
     from wakeword.audio.sources import InputDevice
 
     audio = tone_stream(bursts=[(440.0, 0.3, 0.5)], duration_s=1.0)
-    layouts = [[InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(3, "USB Mic", 1, 16000.0, False)],
-               [InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(5, "USB Mic", 1, 16000.0, False)]]
+    layouts = [
+        [InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(3, "USB Mic", 1, 16000.0, False)],
+        [InputDevice(0, "hw:0 internal", 2, 48000.0, True), InputDevice(5, "USB Mic", 1, 16000.0, False)],
+    ]
     devices = [FakeDevice(audio[:4000], after_end="inactive"), FakeDevice(audio, after_end="idle")]
     calls = []
 
@@ -331,8 +365,11 @@ def test_a_device_chosen_by_name_is_found_again_after_renumbering(monkeypatch):
         return devices[len(calls) - 1](**kwargs)
 
     monkeypatch.setattr(audio_module, "list_input_devices", lambda: layouts[min(len(calls), 1)])
-    monkeypatch.setattr(audio_module, "_sounddevice",
-                        lambda: types.SimpleNamespace(InputStream=input_stream, PortAudioError=RuntimeError))
+    monkeypatch.setattr(
+        audio_module,
+        "_sounddevice",
+        lambda: types.SimpleNamespace(InputStream=input_stream, PortAudioError=RuntimeError),
+    )
     source = RecoveringSource(lambda: MicrophoneSource(device="USB Mic", duration_s=1.0), initial_backoff_s=0.01)
     total = sum(block.shape[0] for block in source.blocks())
     assert calls == [3, 5]

@@ -21,8 +21,12 @@ TONE = ["--model", "tone", "--no-handoff"]
 
 
 def serve(tmp_path: Path, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Popen:
-    return subprocess.Popen([*WAKEWORD, "serve", *TONE, "--control", f"unix:{tmp_path}/control.sock", *args],
-                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*WAKEWORD, "serve", *TONE, "--control", f"unix:{tmp_path}/control.sock", *args],
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):
@@ -36,8 +40,9 @@ def wait_for(predicate, timeout_s: float = 20.0, what: str = "condition"):
 
 
 def status(tmp_path: Path) -> dict:
-    proc = subprocess.run([*WAKEWORD, "status", "--control", f"unix:{tmp_path}/control.sock", "--json"],
-                          capture_output=True, timeout=30)
+    proc = subprocess.run(
+        [*WAKEWORD, "status", "--control", f"unix:{tmp_path}/control.sock", "--json"], capture_output=True, timeout=30
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     return json.loads(proc.stdout)
 
@@ -74,10 +79,23 @@ def connect(path: Path) -> socket.socket:
 
 def test_sigterm_exits_0_promptly_after_events_hooks_and_status(tmp_path, stream_wav):
     argv_file = tmp_path / "hook.json"
-    hook = f"{sys.executable} -c 'import json,sys; open(sys.argv[1], \"a\").write(json.dumps(sys.argv[2:]) + chr(10))' " \
-           f"{argv_file} {{keyword}} {{score}} '$(touch {tmp_path}/pwned)'"
-    proc = serve(tmp_path, "--input", stream_wav, "--realtime", "--json", "--events", f"unix:{tmp_path}/events.sock",
-                 "--exec", hook, "--log-format", "json")
+    hook = (
+        f"{sys.executable} -c 'import json,sys; open(sys.argv[1], \"a\").write(json.dumps(sys.argv[2:]) + chr(10))' "
+        f"{argv_file} {{keyword}} {{score}} '$(touch {tmp_path}/pwned)'"
+    )
+    proc = serve(
+        tmp_path,
+        "--input",
+        stream_wav,
+        "--realtime",
+        "--json",
+        "--events",
+        f"unix:{tmp_path}/events.sock",
+        "--exec",
+        hook,
+        "--log-format",
+        "json",
+    )
     try:
         subscriber = connect(tmp_path / "events.sock").makefile("rb")
         first = json.loads(subscriber.readline())  # marvin at ~1.2 s of the stream, paced in real time
@@ -126,8 +144,10 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_it_is_bad(tmp_path
     before, after = tmp_path / "before.txt", tmp_path / "after.txt"
 
     def write_config(target: Path) -> None:
-        config.write_text(f'[hooks.marvin]\nexec = [["{sys.executable}", "-c", '
-                          f'"open(\'{target}\', \'a\').write(\'{{time_s}}\\\\n\')"]]\n')
+        config.write_text(
+            f'[hooks.marvin]\nexec = [["{sys.executable}", "-c", '
+            f"\"open('{target}', 'a').write('{{time_s}}\\\\n')\"]]\n"
+        )
 
     write_config(before)
     proc = serve(tmp_path, "--input", stream_wav, "--realtime", "--json", "--config", str(config))
@@ -152,13 +172,18 @@ def test_sighup_reloads_the_config_and_keeps_the_old_one_when_it_is_bad(tmp_path
     [t_after] = [float(t) for t in after.read_text().split()]
     assert 5.5 < t_after < 6.0
     assert [e["time_s"] for e in map(json.loads, out.splitlines()) if e["keyword"] == "marvin"][:2] == [
-        times[0], t_after]
+        times[0],
+        t_after,
+    ]
 
 
 @pytest.mark.parametrize("option", ["--events", "--wyoming", "--control"])
 def test_a_non_loopback_address_is_refused_unless_allowed(tmp_path, stream_wav, option):
-    proc = subprocess.run([*WAKEWORD, "serve", *TONE, "--input", stream_wav, option, "tcp://0.0.0.0:10400"],
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [*WAKEWORD, "serve", *TONE, "--input", stream_wav, option, "tcp://0.0.0.0:10400"],
+        capture_output=True,
+        timeout=60,
+    )
     assert_one_line_error(proc, option, "--allow-remote")
     assert proc.returncode == 2
 
@@ -166,40 +191,69 @@ def test_a_non_loopback_address_is_refused_unless_allowed(tmp_path, stream_wav, 
 def test_serve_refuses_to_replace_a_file_and_status_without_a_daemon_is_one_line(tmp_path, stream_wav):
     keep = tmp_path / "events.sock"
     keep.write_text("not a socket")
-    proc = subprocess.run([*WAKEWORD, "serve", *TONE, "--input", stream_wav, "--control", "none",
-                           "--events", str(keep)], capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [*WAKEWORD, "serve", *TONE, "--input", stream_wav, "--control", "none", "--events", str(keep)],
+        capture_output=True,
+        timeout=60,
+    )
     assert_one_line_error(proc, "not a socket")
     assert keep.read_text() == "not a socket"
-    proc = subprocess.run([*WAKEWORD, "status", "--control", f"unix:{tmp_path}/none.sock"], capture_output=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [*WAKEWORD, "status", "--control", f"unix:{tmp_path}/none.sock"], capture_output=True, timeout=60
+    )
     assert_one_line_error(proc, "no `wakeword serve` is running")
 
 
 def test_serve_of_a_file_ends_with_the_file(tmp_path, stream_wav):
-    proc = subprocess.run([*WAKEWORD, "serve", *TONE, "--input", stream_wav, "--json", "--control", "none"],
-                          capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [*WAKEWORD, "serve", *TONE, "--input", stream_wav, "--json", "--control", "none"],
+        capture_output=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
-    reference = subprocess.run([*WAKEWORD, "run", *TONE, "--input", stream_wav, "--json"], capture_output=True,
-                               timeout=60)
+    reference = subprocess.run(
+        [*WAKEWORD, "run", *TONE, "--input", stream_wav, "--json"], capture_output=True, timeout=60
+    )
     assert proc.stdout == reference.stdout and proc.stdout.count(b"\n") == 5
 
 
 def test_serving_imports_neither_torch_nor_transformers(tmp_path, stream_wav):
-    out = run_cli_torch_free("serve", *TONE, "--input", stream_wav, "--json", "--control", f"unix:{tmp_path}/c.sock",
-                             "--events", f"unix:{tmp_path}/e.sock", "--exec", "true")
+    out = run_cli_torch_free(
+        "serve",
+        *TONE,
+        "--input",
+        stream_wav,
+        "--json",
+        "--control",
+        f"unix:{tmp_path}/c.sock",
+        "--events",
+        f"unix:{tmp_path}/e.sock",
+        "--exec",
+        "true",
+    )
     assert out.count('"detection"') == 5
 
 
 def test_install_service_writes_a_user_unit_once(tmp_path):
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
-    cmd = [*WAKEWORD, "install-service", "--user", "--", "--config", "/home/pi/my wakeword.toml", "--exec",
-           "notify-send {keyword} 100%"]
+    cmd = [
+        *WAKEWORD,
+        "install-service",
+        "--user",
+        "--",
+        "--config",
+        "/home/pi/my wakeword.toml",
+        "--exec",
+        "notify-send {keyword} 100%",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
     assert proc.returncode == 0, proc.stderr.decode()
     unit = (tmp_path / "systemd" / "user" / "wakeword.service").read_text()
     [exec_start] = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
-    assert exec_start == (f"ExecStart={sys.executable} -m wakeword serve --config \"/home/pi/my wakeword.toml\" "
-                          "--exec \"notify-send {keyword} 100%%\"")
+    assert exec_start == (
+        f'ExecStart={sys.executable} -m wakeword serve --config "/home/pi/my wakeword.toml" '
+        '--exec "notify-send {keyword} 100%%"'
+    )
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "WantedBy=default.target" in unit
     again = subprocess.run(cmd, env=env, capture_output=True, timeout=60)
     assert_one_line_error(again, "already exists", "--force")

@@ -33,9 +33,21 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server():
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "wakeword", "serve", "--no-listen", "--control", "none",
-                             "--wyoming", f"tcp://127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wakeword",
+            "serve",
+            "--no-listen",
+            "--control",
+            "none",
+            "--wyoming",
+            f"tcp://127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 60
     while True:
         try:
@@ -44,7 +56,7 @@ def server():
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise AssertionError(proc.stderr.read().decode())
+                raise AssertionError(proc.stderr.read().decode()) from None
             time.sleep(0.1)
     yield port
     proc.terminate()
@@ -61,8 +73,11 @@ async def stream(port: int, audio: np.ndarray, rate: int, names=None, chunk_fram
         await client.write_event(AudioStart(rate=rate, width=2, channels=channels, timestamp=0).event())
         for i in range(0, audio.shape[0], chunk_frames):
             chunk = audio[i : i + chunk_frames]
-            await client.write_event(AudioChunk(rate=rate, width=2, channels=channels, audio=chunk.tobytes(),
-                                                timestamp=i * 1000 // rate).event())
+            await client.write_event(
+                AudioChunk(
+                    rate=rate, width=2, channels=channels, audio=chunk.tobytes(), timestamp=i * 1000 // rate
+                ).event()
+            )
         await client.write_event(AudioStop().event())
         replies = []
         while not replies or not (Detection.is_type(replies[-1].type) or NotDetected.is_type(replies[-1].type)):
@@ -111,6 +126,19 @@ def test_a_client_that_hangs_up_before_its_detection_leaves_the_server_running(s
 
 
 def test_wyoming_on_a_remote_address_needs_allow_remote():
-    proc = subprocess.run([sys.executable, "-m", "wakeword", "serve", "--no-listen", "--control", "none",
-                           "--wyoming", "tcp://0.0.0.0:10400"], capture_output=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wakeword",
+            "serve",
+            "--no-listen",
+            "--control",
+            "none",
+            "--wyoming",
+            "tcp://0.0.0.0:10400",
+        ],
+        capture_output=True,
+        timeout=60,
+    )
     assert_one_line_error(proc, "--wyoming", "non-loopback", "--allow-remote")

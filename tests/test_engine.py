@@ -27,7 +27,10 @@ from wakeword import (
 KEYWORD_OF = {440.0: "marvin", 660.0: "sheila", 880.0: "go"}
 
 
-def events_for(audio, block_size, config=EngineConfig(), rate=SR):
+DEFAULT_CONFIG = EngineConfig()
+
+
+def events_for(audio, block_size, config=DEFAULT_CONFIG, rate=SR):
     engine = Engine(ToneClassifier(), config)
     return engine.run(ArraySource(audio, rate, block_size=block_size)), engine
 

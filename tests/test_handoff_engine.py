@@ -14,8 +14,14 @@ from wakeword.events import Detection, Transcript, event_to_dict
 from wakeword.stream.capture import CaptureConfig
 
 # marvin (440 Hz) then a "command" (1 kHz, no keyword), three times
-WAKE_AND_COMMAND = [(440.0, 1.0, 0.5), (1000.0, 1.9, 1.2), (440.0, 5.5, 0.5), (1000.0, 6.4, 0.8),
-                    (440.0, 9.5, 0.5), (1000.0, 10.4, 1.0)]
+WAKE_AND_COMMAND = [
+    (440.0, 1.0, 0.5),
+    (1000.0, 1.9, 1.2),
+    (440.0, 5.5, 0.5),
+    (1000.0, 6.4, 0.8),
+    (440.0, 9.5, 0.5),
+    (1000.0, 10.4, 1.0),
+]
 
 
 class SlowTranscriber:
@@ -30,8 +36,12 @@ class SlowTranscriber:
         self.threads.add(threading.current_thread().name)
         self.lengths.append(len(audio))
         time.sleep(self.delay_s)
-        return TranscriptResult(text=f"{len(audio)} samples", language=language or "en", language_probability=1.0,
-                                duration_s=len(audio) / SR)
+        return TranscriptResult(
+            text=f"{len(audio)} samples",
+            language=language or "en",
+            language_probability=1.0,
+            duration_s=len(audio) / SR,
+        )
 
 
 class GatedTranscriber(SlowTranscriber):
@@ -145,8 +155,9 @@ def test_the_five_language_command_examples_get_their_language_and_the_english_t
     transcriber = make_transcriber("faster-whisper")
     classifier = load_classifier("default")
     for entry in entries:
-        engine = Engine(classifier, Settings().engine_config(), transcriber=transcriber,
-                        languages=("en", "fr", "de", "es", "it"))
+        engine = Engine(
+            classifier, Settings().engine_config(), transcriber=transcriber, languages=("en", "fr", "de", "es", "it")
+        )
         with engine:
             events = engine.run(FileSource(folder / entry["file"]))
         transcripts = [e for e in events if isinstance(e, Transcript)]

@@ -59,8 +59,21 @@ class FakeStream:
     active, delivers nothing, until stopped).
     """
 
-    def __init__(self, signal, *, device, samplerate, channels, dtype, blocksize, callback,
-                 burst=False, overflow_blocks=(), after_end="inactive", start_error=None):
+    def __init__(
+        self,
+        signal,
+        *,
+        device,
+        samplerate,
+        channels,
+        dtype,
+        blocksize,
+        callback,
+        burst=False,
+        overflow_blocks=(),
+        after_end="inactive",
+        start_error=None,
+    ):
         assert channels == 1
         self.signal = np.asarray(signal, dtype=np.float64)
         self.device = device
@@ -169,8 +182,7 @@ def test_a_full_queue_drops_whole_blocks_and_counts_them():
     block = 800
     signal = (np.arange(20 * block) - 8000) / 32768.0
     device = FakeDevice(signal, burst=True, after_end="idle")
-    source = MicrophoneSource(block_ms=50, queue_blocks=4, duration_s=4 * block / SR,
-                              stream_factory=device, rate=SR)
+    source = MicrophoneSource(block_ms=50, queue_blocks=4, duration_s=4 * block / SR, stream_factory=device, rate=SR)
     out = np.concatenate(collect(source))
     assert device.streams[0].delivered == 20
     assert source.dropped_blocks == 16
@@ -362,7 +374,16 @@ def reference_events(filemic) -> list[tuple[str, float]]:
 def test_listen_on_the_virtual_microphone_detects_the_burst_on_time(filemic, duration_s):
     # --duration-s ends the run although the device never runs dry: wakeword() fails on a hang (timeout=60)
     proc = wakeword(
-        filemic["home"], "listen", "--device", "filemic", "--duration-s", str(duration_s), "--json", "--model", "tone", "--no-handoff"
+        filemic["home"],
+        "listen",
+        "--device",
+        "filemic",
+        "--duration-s",
+        str(duration_s),
+        "--json",
+        "--model",
+        "tone",
+        "--no-handoff",
     )
     assert proc.returncode == 0, proc.stderr.decode()
     assert "Traceback" not in proc.stderr.decode()
@@ -376,7 +397,9 @@ def test_listen_on_the_virtual_microphone_detects_the_burst_on_time(filemic, dur
 
 @requires_portaudio
 def test_listen_on_an_unknown_device_is_a_one_line_error(filemic):
-    proc = wakeword(filemic["home"], "listen", "--device", "nosuchmic", "--duration-s", "1", "--model", "tone", "--no-handoff")
+    proc = wakeword(
+        filemic["home"], "listen", "--device", "nosuchmic", "--duration-s", "1", "--model", "tone", "--no-handoff"
+    )
     lines = stderr_lines(proc)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr.decode()

@@ -61,8 +61,10 @@ def test_an_unknown_model_is_the_same_one_line_error_everywhere(command, data):
     proc = wakeword(*argv(command, "no-such-model", data))
     assert proc.returncode == ModelError.exit_code
     lines = proc.stderr.strip().splitlines()
-    assert lines == ["wakeword: error: unknown model 'no-such-model': not a directory and not one of: default, onnx, "
-                     "tone (or NAME:SPEC, e.g. onnx:DIR)"], proc.stderr
+    assert lines == [
+        "wakeword: error: unknown model 'no-such-model': not a directory and not one of: default, onnx, "
+        "tone (or NAME:SPEC, e.g. onnx:DIR)"
+    ], proc.stderr
 
 
 def test_classify_without_a_model_prints_the_default_models_top_5(data):

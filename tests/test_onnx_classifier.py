@@ -217,9 +217,7 @@ def test_classify_matches_the_transformers_pipeline(root, kind):
 
     model_dir = exported(kind, root)
     audio = _speech(3.0)
-    expected = pipeline("audio-classification", model=str(checkpoint(kind, root)), device="cpu")(
-        audio.copy(), top_k=3
-    )
+    expected = pipeline("audio-classification", model=str(checkpoint(kind, root)), device="cpu")(audio.copy(), top_k=3)
     got = classify(audio, 16_000, model_dir, top_k=3, precision="fp32")
     assert [p["label"] for p in got] == [p["label"] for p in expected]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(got, expected)) <= 1e-5

@@ -39,8 +39,11 @@ def _signals() -> dict[str, np.ndarray]:
         "noise-3s": rng.uniform(-0.5, 0.5, 3 * SR).astype(np.float32),
         "chirp-3s": (0.3 * np.sin(2 * np.pi * (200 + 600 * t) * t)).astype(np.float32),
         "quiet-1s": (0.01 * rng.standard_normal(SR)).astype(np.float32),
-        "tones-7s": (0.2 * np.sin(2 * np.pi * 440 * np.arange(7 * SR) / SR)
-                     * np.sign(np.sin(2 * np.pi * 3 * np.arange(7 * SR) / SR))).astype(np.float32),
+        "tones-7s": (
+            0.2
+            * np.sin(2 * np.pi * 440 * np.arange(7 * SR) / SR)
+            * np.sign(np.sin(2 * np.pi * 3 * np.arange(7 * SR) / SR))
+        ).astype(np.float32),
     }
 
 
@@ -67,18 +70,39 @@ def tiny(tmp_path_factory):
     ckpt, out = root / "tiny-whisper", root / "export"
     torch.manual_seed(3)
     config = tf.WhisperConfig(
-        vocab_size=51865, num_mel_bins=80, encoder_layers=2, decoder_layers=2, encoder_attention_heads=2,
-        decoder_attention_heads=2, d_model=32, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=448, pad_token_id=50257, bos_token_id=50257,
-        eos_token_id=50257, decoder_start_token_id=50258,
+        vocab_size=51865,
+        num_mel_bins=80,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        d_model=32,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=448,
+        pad_token_id=50257,
+        bos_token_id=50257,
+        eos_token_id=50257,
+        decoder_start_token_id=50258,
     )
     model = tf.WhisperForConditionalGeneration(config).eval()
     model.generation_config = _script("ct2_whisper_to_transformers").save_whisper_side_files(ckpt, base, 2, 2)
     model.save_pretrained(ckpt)
     parity_wav = root / "parity.wav"
     sf.write(parity_wav, _signals()["chirp-3s"], SR)
-    rc = cli.main(["export", str(ckpt), "--task", "automatic-speech-recognition", "--out", str(out),
-                   "--parity-audio", str(parity_wav)])
+    rc = cli.main(
+        [
+            "export",
+            str(ckpt),
+            "--task",
+            "automatic-speech-recognition",
+            "--out",
+            str(out),
+            "--parity-audio",
+            str(parity_wav),
+        ]
+    )
     assert rc == 0
     return model, ckpt, out
 
@@ -109,8 +133,12 @@ def test_manifest_lists_every_file_with_its_checksum_and_the_real_special_tokens
         "int8": {"encoder": "encoder_model.int8.onnx", "decoder": "decoder_model_merged.int8.onnx"},
     }
     tokens = manifest["tokens"]
-    assert (tokens["start_of_transcript"], tokens["end_of_text"], tokens["transcribe"], tokens["no_timestamps"]) \
-        == (50258, 50257, 50359, 50363)
+    assert (tokens["start_of_transcript"], tokens["end_of_text"], tokens["transcribe"], tokens["no_timestamps"]) == (
+        50258,
+        50257,
+        50359,
+        50363,
+    )
     assert len(tokens["languages"]) == 99
     assert tokens["languages"]["en"] == 50259 and tokens["languages"]["fr"] == 50265
     assert "tokenizer.json" in manifest["files"] and manifest["quantization"]["extra_options"]["EnableSubgraph"]
@@ -169,8 +197,11 @@ def test_candidate_languages_pick_the_most_probable_candidate(tiny):
     from wakeword.features import WhisperLogMel
 
     with torch.no_grad():
-        logits = model(input_features=torch.from_numpy(WhisperLogMel()(audio)),
-                       decoder_input_ids=torch.tensor([[50258]])).logits[0, -1].numpy()
+        logits = (
+            model(input_features=torch.from_numpy(WhisperLogMel()(audio)), decoder_input_ids=torch.tensor([[50258]]))
+            .logits[0, -1]
+            .numpy()
+        )
     ranked = sorted((c.strip("<|>") for c in lang_to_id), key=lambda c: -logits[lang_to_id[f"<|{c}|>"]])
     assert ranked[0] == free_language
     candidates = [ranked[5], ranked[2], ranked[9]]  # the second-ranked of these wins: ranked[2]

@@ -166,8 +166,13 @@ def test_training_clips_include_the_real_cuts_and_music_negatives():
     context = Background((0.1 * rng.standard_normal(20 * SR)).astype(np.float32))
     cut = (0.3 * np.sin(2 * np.pi * 300 * np.arange(SR // 2) / SR)).astype(np.float32)
     real = RealTraining(context, [("yes", cut)] * 20)
-    config = TrainConfig(keywords=("yes",), out=rsp.data_dir(), real_copies=3, silence_clips=4,
-                         augment=AugmentConfig(context_p=1.0, channel_p=0.5, music=True, noise_p=0.0))
+    config = TrainConfig(
+        keywords=("yes",),
+        out=rsp.data_dir(),
+        real_copies=3,
+        silence_clips=4,
+        augment=AugmentConfig(context_p=1.0, channel_p=0.5, music=True, noise_p=0.0),
+    )
     labels = ("yes", "_silence_", "_unknown_")
     train = [y for _, y in iter_clips(config, [], "train", None, labels, 1, silence=4, speech=5, real=real)]
     val = [y for _, y in iter_clips(config, [], "val", None, labels, 1, silence=4, speech=5, real=real)]

@@ -64,7 +64,11 @@ def test_settings_take_the_component_configs_defaults():
     assert (s.smoothing_hops, s.refractory_s) == (DetectorConfig().smoothing_hops, DetectorConfig().refractory_s)
     vad = VadConfig()
     assert (s.vad, s.vad_aggressiveness, s.vad_frame_ms, s.vad_hangover_ms) == (
-        vad.enabled, vad.aggressiveness, vad.frame_ms, vad.hangover_ms)
+        vad.enabled,
+        vad.aggressiveness,
+        vad.frame_ms,
+        vad.hangover_ms,
+    )
     assert (s.command_silence_s, s.command_max_s) == (CaptureConfig().silence_s, CaptureConfig().max_s)
     assert s.engine_config().vad == vad and s.engine_config().handoff == CaptureConfig()
 
@@ -72,8 +76,12 @@ def test_settings_take_the_component_configs_defaults():
 def test_settings_coerce_by_their_annotations():
     s = Settings.from_mapping({"hop_ms": 80, "threshold": 1, "vad": False, "model": "tone"}, "test")
     assert (s.hop_ms, s.threshold, s.vad, s.model) == (80, 1.0, False, "tone") and isinstance(s.threshold, float)
-    for key, value, message in [("hop_ms", 8.5, "an integer"), ("vad", "yes", "true or false"),
-                                ("threshold", "high", "a number"), ("model", 3, "a string")]:
+    for key, value, message in [
+        ("hop_ms", 8.5, "an integer"),
+        ("vad", "yes", "true or false"),
+        ("threshold", "high", "a number"),
+        ("model", 3, "a string"),
+    ]:
         with pytest.raises(Exception, match=message):
             Settings.from_mapping({key: value}, "test")
 
@@ -93,5 +101,9 @@ def test_train_defaults_are_the_shipped_models_recipe():
     assert defaults["mel_augment"] == recipe["mel_mask_p"] == recipe["mel_warp_p"]
     assert not defaults["no_real_speech"]
     assert (defaults["real_copies"], defaults["context"], defaults["rooms"], defaults["channel"]) == (
-        real["real_copies"], real["context_p"], real["room_p"], real["channel_p"])
+        real["real_copies"],
+        real["context_p"],
+        real["room_p"],
+        real["channel_p"],
+    )
     assert defaults["target_fa_per_hour"] == real["target_fa_per_hour"]

@@ -65,10 +65,12 @@ def test_a_coarser_embedding_step_picks_the_same_embeddings_ending_at_the_window
     rng = np.random.default_rng(2)
     audio = (0.1 * rng.standard_normal(model.info.window_samples)).astype(np.float32)
     files = model.manifest["files"]
-    every8 = EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
-                               model.model_dir / files["embedding"]["path"], step=8)(audio)
-    coarse = EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
-                               model.model_dir / files["embedding"]["path"], step=step)(audio)
+    every8 = EmbeddingFrontEnd(
+        model.model_dir / files["melspectrogram"]["path"], model.model_dir / files["embedding"]["path"], step=8
+    )(audio)
+    coarse = EmbeddingFrontEnd(
+        model.model_dir / files["melspectrogram"]["path"], model.model_dir / files["embedding"]["path"], step=step
+    )(audio)
     assert len(coarse) == embedding_count(model.info.window_samples, step)
     np.testing.assert_array_equal(coarse, every_step(every8, step))
     np.testing.assert_array_equal(coarse[-1], every8[-1])  # aligned to the end of the window
@@ -80,8 +82,9 @@ def test_a_coarser_embedding_step_picks_the_same_embeddings_ending_at_the_window
 def test_an_embedding_step_that_is_not_a_multiple_of_8_frames_is_refused(model):
     files = model.manifest["files"]
     with pytest.raises(ModelError, match="multiple of 8"):
-        EmbeddingFrontEnd(model.model_dir / files["melspectrogram"]["path"],
-                          model.model_dir / files["embedding"]["path"], step=12)
+        EmbeddingFrontEnd(
+            model.model_dir / files["melspectrogram"]["path"], model.model_dir / files["embedding"]["path"], step=12
+        )
 
 
 @pytest.fixture
@@ -192,8 +195,14 @@ def test_the_default_gate_scores_a_wake_word_said_right_after_other_speech_until
     gains = []
     for voice in ("en-us", "en-gb", "en-us+f3", "en-gb-scotland", "en-us+m3"):
         silence = np.zeros(2400, np.float32)  # 150 ms between the sentence and the wake word
-        audio = np.concatenate([say(voice, "please turn on the light in the kitchen"), silence, say(voice, "marvin"),
-                                np.zeros(32000, np.float32)])
+        audio = np.concatenate(
+            [
+                say(voice, "please turn on the light in the kitchen"),
+                silence,
+                say(voice, "marvin"),
+                np.zeros(32000, np.float32),
+            ]
+        )
         now, found = peak(audio, VadConfig())
         old, _ = peak(audio, VadConfig(hangover_ms=300))
         assert found == 1

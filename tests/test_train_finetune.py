@@ -59,8 +59,11 @@ def test_the_written_model_changes_only_the_tuned_weights(tmp_path):
     assert [(n.op_type, list(n.input)) for n in old.node] == [(n.op_type, list(n.input)) for n in new.node]
     tuned_names = {name for name, _ in tail.onnx_names()}
     tuned_inputs = {i for n in old.node if n.name in tuned_names for i in n.input[1:]}
-    changed = {i.name for i, j in zip(old.initializer, new.initializer)
-               if not np.array_equal(numpy_helper.to_array(i), numpy_helper.to_array(j))}
+    changed = {
+        i.name
+        for i, j in zip(old.initializer, new.initializer)
+        if not np.array_equal(numpy_helper.to_array(i), numpy_helper.to_array(j))
+    }
     assert changed and changed <= tuned_inputs  # the frozen blocks' weights are untouched
     x = windows(4, seed=1)
     a = ort.InferenceSession(str(EMBEDDING)).run(None, {"input_1": x})[0]
@@ -95,10 +98,19 @@ def test_flite_adds_training_voices_and_leaves_the_held_out_set_alone():
     from wakeword.training.dataset import plan
 
     kw = ["marvin", "sheila"]
-    with_flite = plan(kw, seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo",),
-                      with_festival=False)
-    without = plan(kw, seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo",),
-                   with_festival=False, with_flite=False)
+    with_flite = plan(
+        kw, seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo",), with_festival=False
+    )
+    without = plan(
+        kw,
+        seed=0,
+        per_keyword=20,
+        per_unknown_word=2,
+        test_per_keyword=5,
+        unknown_words=("zoo",),
+        with_festival=False,
+        with_flite=False,
+    )
     flite = [i for i in with_flite if i.voice.engine == "flite"]
     assert len(flite) == 10 + 10 + 2
     assert {i.voice.name for i in flite} <= {"awb", "rms", "kal16"}  # never slt, festival's held-out speaker
@@ -114,8 +126,15 @@ def test_nonfree_voices_add_training_clips_and_leave_the_held_out_set_alone(monk
     monkeypatch.setattr(dataset, "pico_voices", lambda: ("en-US", "en-GB"))
     monkeypatch.setattr(dataset, "rhvoice_voices", lambda: ("alan", "bdl", "clb"))
     kw = ["marvin", "sheila"]
-    args = dict(seed=0, per_keyword=20, per_unknown_word=2, test_per_keyword=5, unknown_words=("zoo", "dig"),
-                with_festival=False, with_flite=False)
+    args = dict(
+        seed=0,
+        per_keyword=20,
+        per_unknown_word=2,
+        test_per_keyword=5,
+        unknown_words=("zoo", "dig"),
+        with_festival=False,
+        with_flite=False,
+    )
     with_nonfree = dataset.plan(kw, **args)
     without = dataset.plan(kw, **args, with_nonfree=False)
     extra = [i for i in with_nonfree if i.voice.engine in ("pico", "rhvoice")]
@@ -143,7 +162,7 @@ def test_nonfree_voices_speak_at_the_asked_speed_and_pitch(engine, name, exe):
 
     def median_f0(audio: np.ndarray) -> float:  # autocorrelation peak (80-500 Hz) of the loudest 40 ms frames
         frames = audio[: len(audio) // 640 * 640].reshape(-1, 640)
-        loud = frames[np.argsort((frames ** 2).sum(axis=1))[-5:]]
+        loud = frames[np.argsort((frames**2).sum(axis=1))[-5:]]
         f0 = []
         for frame in loud:
             ac = np.correlate(frame, frame, "full")[639:]
@@ -165,12 +184,20 @@ def test_training_clips_are_the_same_in_every_process(tmp_path):
         "from wakeword.training.dataset import Item\n"
         "from wakeword.training.voices import Voice\n"
         "from wakeword.training.train import TrainConfig, build_clips\n"
-        "c = TrainConfig(keywords=('yes',), out=Path('x'), cache_dir=Path(r'%s'))\n"
+        f"c = TrainConfig(keywords=('yes',), out=Path('x'), cache_dir=Path(r'{tmp_path}'))\n"
         "x, y = build_clips(c, [], 'train', None, ('yes', '_silence_', '_unknown_'), 1, silence=3)\n"
-        "print(hashlib.sha256(x.tobytes()).hexdigest(), y.tolist())\n" % tmp_path
+        "print(hashlib.sha256(x.tobytes()).hexdigest(), y.tolist())\n"
     )
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                           env={**os.environ, "PYTHONHASHSEED": seed}).stdout for seed in ("1", "2")}
+    outs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
     assert len(outs) == 1 and "[1, 1, 1]" in outs.pop()
 
 
@@ -218,8 +245,9 @@ def test_mel_mask_sets_one_band_to_the_clip_mean_and_nothing_else():
 def fe():
     from wakeword.classifiers.speech_embedding import EmbeddingFrontEnd
 
-    return EmbeddingFrontEnd(models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1,
-                             cache_size=0)
+    return EmbeddingFrontEnd(
+        models_dir() / "speech-embedding" / "melspectrogram.onnx", EMBEDDING, threads=1, cache_size=0
+    )
 
 
 def test_windows_pass_each_clips_log_mel_through_the_augmentation(fe):
@@ -252,8 +280,17 @@ def test_cached_features_are_recomputed_when_a_planned_voice_changes(tmp_path):
     from wakeword.training.dataset import plan, plan_digest
     from wakeword.training.train import TrainConfig, _cached_features
 
-    items = plan(["marvin"], seed=0, per_keyword=4, per_unknown_word=0, test_per_keyword=0, unknown_words=(),
-                 with_festival=False, with_flite=False, with_nonfree=False)
+    items = plan(
+        ["marvin"],
+        seed=0,
+        per_keyword=4,
+        per_unknown_word=0,
+        test_per_keyword=0,
+        unknown_words=(),
+        with_festival=False,
+        with_flite=False,
+        with_nonfree=False,
+    )
     espeak = next(k for k, i in enumerate(items) if i.voice.engine == "espeak")
     other = list(items)
     accent = "en-gb" if items[espeak].voice.name != "en-gb" else "en-us"
@@ -265,8 +302,10 @@ def test_cached_features_are_recomputed_when_a_planned_voice_changes(tmp_path):
         def make():
             made.append(1)
             return np.full((1, 3), float(len(made)), np.float32), np.zeros(1, np.int64)
-        return _cached_features(config, "train", make, lambda x: x, f"train:{plan_digest(plan_items)}",
-                                lambda m: None)[0]
+
+        return _cached_features(config, "train", make, lambda x: x, f"train:{plan_digest(plan_items)}", lambda m: None)[
+            0
+        ]
 
     assert features(items)[0, 0] == 1.0
     assert features(items)[0, 0] == 1.0 and len(made) == 1  # same plan: from the cache

@@ -36,8 +36,9 @@ def test_ema_keeps_the_moving_average_of_the_weights_not_the_last_step():
     steps: list[np.ndarray] = []
 
     def record(optimizer, args, kwargs):
-        steps.append(np.concatenate([p.detach().numpy().ravel().copy() for g in optimizer.param_groups
-                                     for p in g["params"]]))
+        steps.append(
+            np.concatenate([p.detach().numpy().ravel().copy() for g in optimizer.param_groups for p in g["params"]])
+        )
 
     from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -66,8 +67,9 @@ def test_mixup_feeds_convex_mixes_of_two_clips_with_one_weight_per_batch():
     seen: list[np.ndarray] = []
     torch.manual_seed(0)
     model = torch.nn.Linear(n, 2)
-    model.register_forward_pre_hook(lambda module, inputs: seen.append(inputs[0].detach().numpy().copy())
-                                    if module.training else None)
+    model.register_forward_pre_hook(
+        lambda module, inputs: seen.append(inputs[0].detach().numpy().copy()) if module.training else None
+    )
     groups = [{"params": list(model.parameters()), "lr": 1e-2, "weight_decay": 0.0}]
     fit(model, groups, x, y, x[:0], y[:0], 2, 2, 0, 1, lambda m: None, mixup=0.4)
     assert len(seen) == 2
@@ -93,14 +95,20 @@ def test_ema_and_mixup_still_learn_a_separable_problem():
         assert (predict(model, x[2500:]) == y[2500:]).mean() == acc  # the kept weights are the validated ones
 
 
-@pytest.mark.parametrize(("flag", "value", "message"), [
-    ("--ema-decay", "1", "--ema-decay must be at least 0 and below 1"),
-    ("--ema-decay", "-0.5", "--ema-decay must be at least 0 and below 1"),
-    ("--mixup", "-1", "--mixup must not be negative"),
-])
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--ema-decay", "1", "--ema-decay must be at least 0 and below 1"),
+        ("--ema-decay", "-0.5", "--ema-decay must be at least 0 and below 1"),
+        ("--mixup", "-1", "--mixup must not be negative"),
+    ],
+)
 def test_bad_ema_or_mixup_values_are_refused(tmp_path, flag, value, message):
-    proc = subprocess.run([sys.executable, "-m", "wakeword", "train", "yes", "--out", str(tmp_path / "m"),
-                           flag, value], capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wakeword", "train", "yes", "--out", str(tmp_path / "m"), flag, value],
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert proc.stderr.decode().strip().splitlines() == [f"wakeword: error: train: {message}"]
     assert not (tmp_path / "m").exists()

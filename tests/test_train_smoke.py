@@ -19,9 +19,33 @@ def tiny_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("train")
     out = root / "model"
     cmd = [
-        sys.executable, "-m", "wakeword", "train", "yes", "go home", "--out", str(out), "--cache", str(root / "cache"),
-        "--samples", "6", "--unknown-samples", "1", "--test-samples", "2", "--copies", "1", "--silence-clips", "8",
-        "--epochs", "1", "--no-festival", "--no-background", "--mel-augment", "0.5", "--no-real-speech",
+        sys.executable,
+        "-m",
+        "wakeword",
+        "train",
+        "yes",
+        "go home",
+        "--out",
+        str(out),
+        "--cache",
+        str(root / "cache"),
+        "--samples",
+        "6",
+        "--unknown-samples",
+        "1",
+        "--test-samples",
+        "2",
+        "--copies",
+        "1",
+        "--silence-clips",
+        "8",
+        "--epochs",
+        "1",
+        "--no-festival",
+        "--no-background",
+        "--mel-augment",
+        "0.5",
+        "--no-real-speech",
     ]
     proc = subprocess.run(cmd, capture_output=True, timeout=600)
     assert proc.returncode == 0, proc.stderr.decode()[-3000:]
@@ -44,6 +68,11 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
     shipped = models_dir() / "speech-embedding" / "embedding_model.onnx"
     assert sha256_file(out / "embedding_model.onnx") != sha256_file(shipped)
     assert sha256_file(out / "melspectrogram.onnx") == sha256_file(shipped.with_name("melspectrogram.onnx"))
+    # the streaming front end's mel graph comes along, so the trained model streams
+    assert manifest["files"]["melspectrogram_raw"]["sha256"] == sha256_file(
+        shipped.with_name("melspectrogram_raw.onnx")
+    )
+    assert SpeechEmbeddingClassifier(out).open_stream(1280) is not None
     assert "changed by `wakeword train`" in (out / "NOTICE.speech-embedding").read_text()
     import onnx
 
@@ -62,8 +91,11 @@ def test_train_writes_a_loadable_model_with_checksums(tiny_model):
 
 def test_the_engine_runs_the_trained_model(tiny_model, stream_wav):
     out, _, _ = tiny_model
-    proc = subprocess.run([sys.executable, "-m", "wakeword", "run", "--input", stream_wav, "--model", str(out),
-                           "--json", "--no-handoff"], capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wakeword", "run", "--input", stream_wav, "--model", str(out), "--json", "--no-handoff"],
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
 
 
@@ -77,20 +109,36 @@ def test_train_refuses_to_overwrite_without_force(tiny_model):
 
 @pytest.mark.parametrize("value", ["-0.1", "1.5"])
 def test_a_mel_augment_share_outside_0_to_1_is_refused(tmp_path, value):
-    proc = subprocess.run([sys.executable, "-m", "wakeword", "train", "yes", "--out", str(tmp_path / "m"),
-                           "--mel-augment", value], capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "wakeword", "train", "yes", "--out", str(tmp_path / "m"), "--mel-augment", value],
+        capture_output=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.decode().strip().splitlines() == ["wakeword: error: train: --mel-augment must be between 0 and 1"]
+    assert proc.stderr.decode().strip().splitlines() == [
+        "wakeword: error: train: --mel-augment must be between 0 and 1"
+    ]
     assert not (tmp_path / "m").exists()
 
 
 def test_synthesis_is_cached_and_deterministic(tmp_path):
     from wakeword.training.dataset import plan, synthesise_item
 
-    items = [i for i in plan(["marvin"], seed=3, per_keyword=2, per_unknown_word=0, test_per_keyword=0,
-                             unknown_words=(), with_festival=False)]
-    assert items == plan(["marvin"], seed=3, per_keyword=2, per_unknown_word=0, test_per_keyword=0,
-                         unknown_words=(), with_festival=False)
+    items = [
+        i
+        for i in plan(
+            ["marvin"],
+            seed=3,
+            per_keyword=2,
+            per_unknown_word=0,
+            test_per_keyword=0,
+            unknown_words=(),
+            with_festival=False,
+        )
+    ]
+    assert items == plan(
+        ["marvin"], seed=3, per_keyword=2, per_unknown_word=0, test_per_keyword=0, unknown_words=(), with_festival=False
+    )
     first = synthesise_item(tmp_path, items[0])
     again = synthesise_item(tmp_path, items[0])  # from the cache
     assert np.array_equal(first, again) and first.dtype == np.float32 and len(first) > 1600

@@ -18,6 +18,7 @@ import dataclasses
 import math
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "default_text",
     "Settings",
+    "add_command_parser",
     "build_engine",
     "load_settings_file",
     "positive_int",
@@ -174,11 +176,8 @@ def _scalar_kind(name: str) -> type | None:
 HOOK_EVENT_KEYS = ("exec", "exec_transcript")
 
 
-def _coerce(name: str, value: Any, origin: str) -> Any:
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{origin}: {name} must be {expected}, got {value!r}")
-
-    kind = None if name == "device" else _scalar_kind(name)
+def _coerce_scalar(kind: type, value: Any, bad: Callable[[str], ConfigError]) -> Any:
+    """``value`` as an ``int``, ``float``, ``bool`` or ``str`` setting (a bool is no number here)."""
     if kind is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise bad("an integer")
@@ -191,10 +190,18 @@ def _coerce(name: str, value: Any, origin: str) -> Any:
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if kind is str:
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
+    if not isinstance(value, str):
+        raise bad("a string")
+    return value
+
+
+def _coerce(name: str, value: Any, origin: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{origin}: {name} must be {expected}, got {value!r}")
+
+    kind = None if name == "device" else _scalar_kind(name)
+    if kind is not None:
+        return _coerce_scalar(kind, value, bad)
 
     if name == "device":
         if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -305,6 +312,21 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def add_command_parser(
+    subparsers: Any,
+    name: str,
+    *,
+    help: str,
+    description: str | None = None,
+    verbose_help: str = "log details on stderr",
+) -> argparse.ArgumentParser:
+    """A command module's subparser with the ``-v/--verbose`` count every command takes;
+    ``wakeword.cli.app`` applies it to the ``wakeword`` logger before the command runs."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    p.add_argument("-v", "--verbose", action="count", default=0, help=verbose_help)
+    return p
 
 
 def build_engine(settings: Settings) -> Engine:

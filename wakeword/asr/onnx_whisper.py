@@ -131,6 +131,35 @@ def _verify_files(model_dir: Path, manifest: dict[str, Any], names: Sequence[str
             raise ModelError(f"{path}: checksum mismatch (corrupt or altered file); {EXPORT_HINT}")
 
 
+def _check_options(compute_type: str, beam_size: int, threads: int, max_new_tokens: int | None) -> None:
+    if beam_size != 1:
+        raise ConfigError(f"the onnx backend decodes greedily (beam size 1), got beam size {beam_size}")
+    if threads < 1:
+        raise ConfigError(f"threads must be >= 1, got {threads}")
+    if compute_type not in _COMPUTE_TYPES:
+        raise ConfigError(
+            f"unknown compute type {compute_type!r} for the onnx backend; choose one of: {', '.join(_COMPUTE_TYPES)}"
+        )
+    if max_new_tokens is not None and max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+
+
+def _model_files(model_dir: Path, manifest: dict[str, Any], compute_type: str) -> tuple[str, str, str]:
+    """``(precision, encoder file, decoder file)`` that ``compute_type`` picks among the manifest's models."""
+    models = manifest.get("models") or {}
+    precision = _COMPUTE_TYPES[compute_type] or ("int8" if "int8" in models else "fp32")
+    if precision not in models:
+        raise ModelError(
+            f"{model_dir} has no {precision} model (it has {', '.join(models) or 'none'}); "
+            f"export with --quantize {'int8' if precision == 'int8' else 'none'}"
+        )
+    files = models[precision]
+    try:
+        return precision, files["encoder"], files["decoder"]
+    except (KeyError, TypeError):
+        raise ModelError(f"{model_dir}: the manifest names no encoder/decoder for {precision}; {EXPORT_HINT}") from None
+
+
 class OnnxWhisperTranscriber:
     """A :class:`~wakeword.asr.faster_whisper.Transcriber` on an ONNX Whisper export (greedy, temperature 0).
 
@@ -150,33 +179,10 @@ class OnnxWhisperTranscriber:
         max_new_tokens: int | None = None,
         verify: bool = True,
     ) -> None:
-        if beam_size != 1:
-            raise ConfigError(f"the onnx backend decodes greedily (beam size 1), got beam size {beam_size}")
-        if threads < 1:
-            raise ConfigError(f"threads must be >= 1, got {threads}")
-        if compute_type not in _COMPUTE_TYPES:
-            raise ConfigError(
-                f"unknown compute type {compute_type!r} for the onnx backend; "
-                f"choose one of: {', '.join(_COMPUTE_TYPES)}"
-            )
-        if max_new_tokens is not None and max_new_tokens < 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+        _check_options(compute_type, beam_size, threads, max_new_tokens)
         model_dir = default_onnx_dir() if str(model) == "base" else Path(model).expanduser()
         manifest = load_manifest(model_dir)
-        models = manifest.get("models") or {}
-        precision = _COMPUTE_TYPES[compute_type] or ("int8" if "int8" in models else "fp32")
-        if precision not in models:
-            raise ModelError(
-                f"{model_dir} has no {precision} model (it has {', '.join(models) or 'none'}); "
-                f"export with --quantize {'int8' if precision == 'int8' else 'none'}"
-            )
-        files = models[precision]
-        try:
-            encoder_file, decoder_file = files["encoder"], files["decoder"]
-        except (KeyError, TypeError):
-            raise ModelError(
-                f"{model_dir}: the manifest names no encoder/decoder for {precision}; {EXPORT_HINT}"
-            ) from None
+        precision, encoder_file, decoder_file = _model_files(model_dir, manifest, compute_type)
         tokenizer_file = manifest.get("tokenizer", "tokenizer.json")
         if verify:
             _verify_files(model_dir, manifest, [encoder_file, decoder_file, tokenizer_file])
@@ -193,6 +199,23 @@ class OnnxWhisperTranscriber:
         self._features = WhisperLogMel(features)
         self._lang_codes = list(self.tokens.languages)
         self._lang_ids = np.array([self.tokens.languages[c] for c in self._lang_codes], dtype=np.int64)
+        self._load_runtime(model_dir, tokenizer_file, encoder_file, decoder_file, threads)
+        self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past_key_values.")]
+        self._empty_past = {}
+        for i in self._decoder.get_inputs():
+            if i.name.startswith("past_key_values."):
+                heads, head_dim = i.shape[1], i.shape[3]
+                self._empty_past[i.name] = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
+        self._present_names = [o.name for o in self._decoder.get_outputs()]
+        suppress = np.zeros(self._decoder.get_outputs()[0].shape[-1], dtype=bool)
+        suppress[list(self.tokens.suppress)] = True
+        self._suppress = suppress
+        self._begin_suppress = np.array(self.tokens.begin_suppress, dtype=np.int64)
+
+    def _load_runtime(
+        self, model_dir: Path, tokenizer_file: str, encoder_file: str, decoder_file: str, threads: int
+    ) -> None:
+        """The tokenizer and the two ONNX Runtime sessions; a missing package or bad file is one error line."""
         try:
             import onnxruntime as ort
             from tokenizers import Tokenizer
@@ -219,17 +242,6 @@ class OnnxWhisperTranscriber:
         except Exception as e:  # onnxruntime's own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(f"cannot load {model_dir} with ONNX Runtime ({first}); {EXPORT_HINT}") from e
-        self._past_names = [i.name for i in self._decoder.get_inputs() if i.name.startswith("past_key_values.")]
-        self._empty_past = {}
-        for i in self._decoder.get_inputs():
-            if i.name.startswith("past_key_values."):
-                heads, head_dim = i.shape[1], i.shape[3]
-                self._empty_past[i.name] = np.zeros((1, heads, 0, head_dim), dtype=np.float32)
-        self._present_names = [o.name for o in self._decoder.get_outputs()]
-        suppress = np.zeros(self._decoder.get_outputs()[0].shape[-1], dtype=bool)
-        suppress[list(self.tokens.suppress)] = True
-        self._suppress = suppress
-        self._begin_suppress = np.array(self.tokens.begin_suppress, dtype=np.int64)
 
     # ---------------------------------------------------------------- steps
 

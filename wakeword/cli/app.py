@@ -107,8 +107,16 @@ def open_microphone_source(args: argparse.Namespace, settings: Settings):
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Every :class:`Settings` flag of the engine, in four groups (``run``, ``listen``, ``serve``); a flag
+    left out keeps the config file's value, then the default."""
+    _add_detection_options(p.add_argument_group("model and detection"))
+    _add_vad_options(p.add_argument_group("voice-activity gate"))
+    _add_handoff_options(p.add_argument_group("hand-off: the command after the wake word, to Whisper"))
+    _add_output_options(p.add_argument_group("output and configuration"))
+
+
+def _add_detection_options(g: argparse._ArgumentGroup) -> None:
     S = argparse.SUPPRESS
-    g = p.add_argument_group("model and detection")
     g.add_argument(
         "--model",
         default=S,
@@ -141,7 +149,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--preroll-s", type=float, default=S, help=f"seconds of audio kept beyond the classifier window{D('preroll_s')}"
     )
-    g = p.add_argument_group("voice-activity gate")
+
+
+def _add_vad_options(g: argparse._ArgumentGroup) -> None:
+    S = argparse.SUPPRESS
     g.add_argument("--no-vad", dest="vad", action="store_false", default=S, help="classify every hop, speech or not")
     g.add_argument(
         "--vad-aggressiveness",
@@ -159,7 +170,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         default=S,
         help=f"keep the gate open this many ms after speech{D('vad_hangover_ms')}",
     )
-    g = p.add_argument_group("hand-off: the command after the wake word, to Whisper")
+
+
+def _add_handoff_options(g: argparse._ArgumentGroup) -> None:
+    S = argparse.SUPPRESS
     g.add_argument(
         "--no-handoff",
         dest="handoff",
@@ -188,7 +202,10 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
         help=f"seconds of silence that end a command{D('command_silence_s')}",
     )
     g.add_argument("--command-max-s", type=float, default=S, help=f"longest command in seconds{D('command_max_s')}")
-    g = p.add_argument_group("output and configuration")
+
+
+def _add_output_options(g: argparse._ArgumentGroup) -> None:
+    S = argparse.SUPPRESS
     g.add_argument("--json", action="store_true", default=S, help="print one JSON object per event")
     g.add_argument("--config", help="TOML file whose keys match these flags (hop_ms = 80, ...)")
     g.add_argument("--save-config", metavar="PATH", help="write the effective settings as TOML to PATH and continue")
@@ -343,6 +360,9 @@ def _run_external(module_name: str, command: str, argv: Sequence[str]) -> int:
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     module.add_parser(sub)
     args = parser.parse_args([command, *argv])
+    verbose = getattr(args, "verbose", 0)  # every command module's -v (wakeword.config.add_command_parser)
+    if verbose:
+        logging.getLogger("wakeword").setLevel(logging.INFO if verbose == 1 else logging.DEBUG)
     return int(module.run(args) or 0)
 
 

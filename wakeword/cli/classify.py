@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from wakeword.audio.sources import read_file
-from wakeword.config import positive_int
+from wakeword.config import add_command_parser, positive_int
 from wakeword.errors import AudioError, AudioFileError, ConfigError
 
 __all__ = ["add_parser", "audio_files", "run"]
@@ -31,7 +31,8 @@ _EXTRA_EXTENSIONS = {"aif", "oga", "opus"}
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``wakeword classify``: light to build, nothing heavy is imported here."""
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "classify",
         help="classify whole clips with a model",
         description="Classify audio files (WAV, FLAC, OGG..., any rate and channel count) with any model: "
@@ -59,7 +60,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="ONNX Runtime threads (default: 1 on up to 2 cores, else 2)",
     )
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
 
@@ -87,8 +87,6 @@ def audio_files(inputs: list[str]) -> Iterator[Path]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wakeword classify``; returns the exit code."""
-    if getattr(args, "verbose", 0):
-        logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     if args.top_k < 1:
         raise ConfigError(f"--top-k must be positive, got {args.top_k}")
     if args.threads is not None and args.threads < 1:

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from wakeword.audio.sources import read_file
-from wakeword.config import positive_int
+from wakeword.config import add_command_parser, positive_int
 from wakeword.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -31,7 +31,8 @@ def _language_list(text: str) -> list[str]:
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``wakeword transcribe``: light to build, the backend is imported only in ``run``."""
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "transcribe",
         help="transcribe a spoken command with Whisper (language ID + text)",
         description="Run the Whisper hand-off stage alone on an audio file (any rate and channel count): "
@@ -69,14 +70,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--beam-size", type=positive_int, default=1, help="beam size; 1 is greedy (1)")
     p.add_argument("--threads", type=positive_int, default=2, help="CPU threads (2)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wakeword transcribe``; returns the exit code."""
-    if getattr(args, "verbose", 0):
-        logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     if args.beam_size < 1 or args.threads < 1:
         raise ConfigError("--beam-size and --threads must be positive")
     from wakeword.asr.base import make_transcriber

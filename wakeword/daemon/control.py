@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from wakeword.config import add_command_parser
 from wakeword.daemon.address import Address, default_control_path, parse_address
 from wakeword.daemon.net import NetworkLoop, close_stream_server, start_stream_server
 from wakeword.errors import ConfigError, WakewordError
@@ -98,7 +99,8 @@ def query(address: Address, command: str = "status", timeout_s: float = 5.0) -> 
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "status",
         help="query a running `wakeword serve` for its counters",
         description="Ask a running `wakeword serve` over its control socket for its counters: blocks processed, "
@@ -111,7 +113,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help=f"the daemon's control socket (default: {default_control_path()})",
     )
     p.add_argument("--json", action="store_true", help="print the reply as one JSON object")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
 

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from wakeword.config import Settings
+from wakeword.config import Settings, add_command_parser
 from wakeword.daemon.address import Address, parse_address
 from wakeword.daemon.hooks import HookRunner
 from wakeword.daemon.logs import configure_logging
@@ -45,21 +45,20 @@ SHUTDOWN_FLUSH_S = 0.2
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from wakeword.cli.app import add_engine_options, add_file_source_options, add_microphone_options
-    from wakeword.config import default_text as D
-    from wakeword.config import positive_int
 
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "serve",
         help="run as a background listener (hooks, event socket, Wyoming)",
         description="Listen until SIGTERM/SIGINT (SIGHUP reloads --config). The source is a microphone "
         "(--device; re-opened with backoff if it fails or is unplugged) or --input FILE|- "
         "(--realtime serves a file as if it were a microphone). Events go to stdout (as `run` "
         "prints them), to hooks, to the --events socket; --wyoming serves Home Assistant.",
+        verbose_help="debug logging",
     )
     add_file_source_options(p, required=False)
     add_microphone_options(p)
     add_engine_options(p)
-    S = argparse.SUPPRESS
     g = p.add_argument_group("daemon")
     g.add_argument(
         "--no-listen",
@@ -68,6 +67,17 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=True,
         help="open no audio source: serve Wyoming clients only",
     )
+    _add_hook_options(g)
+    _add_socket_options(g)
+    return p
+
+
+def _add_hook_options(g: argparse._ArgumentGroup) -> None:
+    """What runs on each event: commands, Python callbacks, and their limits."""
+    from wakeword.config import default_text as D
+    from wakeword.config import positive_int
+
+    S = argparse.SUPPRESS
     g.add_argument(
         "--exec",
         action="append",
@@ -95,6 +105,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     g.add_argument(
         "--hook-concurrency", type=positive_int, default=S, help=f"hooks running at once{D('hook_concurrency')}"
     )
+
+
+def _add_socket_options(g: argparse._ArgumentGroup) -> None:
+    """The event, Wyoming and control sockets, and the log format."""
+    from wakeword.config import default_text as D
+
+    S = argparse.SUPPRESS
     g.add_argument(
         "--events",
         default=S,
@@ -120,8 +137,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="allow --events/--wyoming/--control on a non-loopback address",
     )
     g.add_argument("--log-format", choices=("text", "json"), default=S, help=f"stderr log format{D('log_format')}")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="debug logging")
-    return p
 
 
 @dataclasses.dataclass(frozen=True)

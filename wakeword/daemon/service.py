@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from wakeword.config import add_command_parser
 from wakeword.errors import ConfigError
 
 __all__ = ["add_parser", "render_unit", "run", "unit_path"]
@@ -43,12 +44,14 @@ def unit_path(name: str = "wakeword") -> Path:
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "install-service",
         help="write a systemd unit for `wakeword serve`",
         description="Write a systemd user unit (~/.config/systemd/user/NAME.service) that runs "
         "`wakeword serve` with the options given after --, e.g. "
         "`wakeword install-service --user -- --config ~/.config/wakeword.toml`.",
+        verbose_help=argparse.SUPPRESS,
     )
     p.add_argument("--user", action="store_true", help="a user unit (the only kind supported)")
     p.add_argument("--name", default="wakeword", help="unit name (wakeword)")
@@ -57,7 +60,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "serve_args", nargs=argparse.REMAINDER, metavar="-- SERVE-OPTIONS", help="options for `wakeword serve`"
     )
-    p.add_argument("-v", "--verbose", action="count", default=0, help=argparse.SUPPRESS)
     return p
 
 

@@ -166,6 +166,7 @@ class WyomingServer:
 _HANDLER_CLASS = None
 
 
+# long: the handler class is defined inside a function so that wyoming is imported only when --wyoming is used
 def _make_handler_class():
     """The handler subclasses wyoming's, which is imported only when --wyoming is used."""
     global _HANDLER_CLASS

@@ -21,12 +21,9 @@ Command line: ``wakeword export [MODEL] --out DIR [--quantize int8|none] [--forc
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +31,28 @@ from wakeword.errors import ModelError
 from wakeword.export.common import (
     PROTOBUF_LIMIT,
     TASK,
+    Checkpoint,
     ExportOptions,
     ExportResult,
     Stages,
+    check_sample_rate,
+    export_with_optimum,
+    file_records,
     import_export_stack,
+    install,
     load_config,
     one_line,
     parity_inputs,
     peek_model_type,
+    provenance,
+    quantization_record,
+    quantize_int8,
     quiet_export_chatter,
-    step_errors,
+    source_record,
+    staging_dir,
     transformers_errors_only,
-    versions,
 )
-from wakeword.manifest import sha256_file, write_manifest
-from wakeword.pcm import SAMPLE_RATE
+from wakeword.manifest import write_manifest
 
 __all__ = ["DEFAULT_MODEL", "MANIFEST_FORMAT", "SUPPORTED_MODEL_TYPES", "export_classifier", "feature_options"]
 
@@ -207,6 +211,15 @@ def _parity(
     }
 
 
+@dataclass(frozen=True)
+class _Checkpoint(Checkpoint):
+    """A loaded classifier checkpoint."""
+
+    config: Any
+    window: int  # samples per engine score
+    labels: list[str]
+
+
 def export_classifier(
     model: str,
     out: Path,
@@ -222,81 +235,60 @@ def export_classifier(
     stages = Stages(5 if options.quantize == "int8" else 4, progress)
     stages(f"loading {model} with transformers")
     stack = import_export_stack()
-    torch, transformers = stack["torch"], stack["transformers"]
-    with transformers_errors_only(transformers):
-        config, extractor, hf_model = _load_checkpoint(transformers, source, is_local)
-    arch = _check_model_type(config.model_type, model)
-    features = feature_options(arch, extractor, config, model)
-    if features.sample_rate != SAMPLE_RATE:
-        raise ModelError(
-            f"{model}: the model expects {features.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
-        )
-    window = options.window_samples or _default_window_samples(arch.feature_kind, features)
-    labels = [str(config.id2label[i]) for i in range(config.num_labels)]
-    n_params = sum(p.numel() for p in hf_model.parameters())
-    log.info("%s: %s, %.1fM parameters, %d labels", model, type(hf_model).__name__, n_params / 1e6, len(labels))
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
-    try:
-        with quiet_export_chatter(), transformers_errors_only(transformers):
-            stages(f"exporting to ONNX with optimum ({n_params:,} parameters)")
-            with step_errors(f"optimum could not export {model}"):
-                stack["onnx_export_from_model"](
-                    hf_model,
-                    staging / "optimum",
-                    task=TASK,
-                    opset=options.opset,
-                    do_validation=False,
-                    preprocessors=[extractor],
-                )
-            exported = staging / "optimum"
-            fp32_files = sorted(p.name for p in exported.iterdir() if p.name.startswith(FP32_FILE))
-            for name in fp32_files:
-                shutil.move(str(exported / name), staging / name)
-            models = {"fp32": fp32_files}
-            if options.quantize == "int8":
-                stages("quantizing weights to int8 (onnxruntime quantize_dynamic, QInt8)")
-                fp32_bytes = sum((staging / n).stat().st_size for n in fp32_files)
-                with step_errors("onnxruntime could not quantize the model (try --quantize none)"):
-                    stack["quantize_dynamic"](
-                        str(staging / FP32_FILE),
-                        str(staging / INT8_FILE),
-                        weight_type=stack["QuantType"].QInt8,
-                        op_types_to_quantize=list(options.quantize_op_types),
-                        per_channel=options.per_channel,
-                        use_external_data_format=fp32_bytes > PROTOBUF_LIMIT,
-                    )
-                models["int8"] = sorted(p.name for p in staging.iterdir() if p.name.startswith(INT8_FILE))
+    ckpt = _load(stack["transformers"], model, source, is_local, options)
+    with staging_dir(out) as staging:
+        models = _export_onnx(ckpt, stack, staging, options, stages)
         stages("checking torch vs ONNX on speech and random audio")
-        parity = _run_parity(hf_model, extractor, features, staging, models, labels, options, window, torch)
+        parity = _run_parity(ckpt, staging, models, options, stack["torch"])
         write_manifest(staging / "parity.json", parity)
 
         stages("writing manifest.json")
         names = [n for files in models.values() for n in files] + ["parity.json"]
-        manifest = _manifest(
-            model,
-            is_local,
-            config,
-            hf_model,
-            features,
-            window,
-            labels,
-            models,
-            options,
-            {n: {"sha256": sha256_file(staging / n), "bytes": (staging / n).stat().st_size} for n in names},
-            staging / FP32_FILE,
-        )
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "manifest.json").unlink(missing_ok=True)  # an interrupted overwrite leaves no stale manifest
-        for name in names:
-            os.replace(staging / name, out / name)
-        write_manifest(out / "manifest.json", manifest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        manifest = _manifest(ckpt, models, options, file_records(staging, names), staging / FP32_FILE)
+        install(staging, out, names, manifest)
     sizes = {n: (out / n).stat().st_size for n in names}
     stages.done(", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in sizes.items() if n != "parity.json"))
     return ExportResult(out_dir=out, manifest=manifest, parity=parity, files=sizes)
+
+
+def _load(transformers: Any, model: str, source: str, is_local: bool, options: ExportOptions) -> _Checkpoint:
+    with transformers_errors_only(transformers):
+        config, extractor, hf_model = _load_checkpoint(transformers, source, is_local)
+    arch = _check_model_type(config.model_type, model)
+    features = feature_options(arch, extractor, config, model)
+    check_sample_rate(features, model)
+    window = options.window_samples or _default_window_samples(arch.feature_kind, features)
+    labels = [str(config.id2label[i]) for i in range(config.num_labels)]
+    n_params = sum(p.numel() for p in hf_model.parameters())
+    log.info("%s: %s, %.1fM parameters, %d labels", model, type(hf_model).__name__, n_params / 1e6, len(labels))
+    return _Checkpoint(model, is_local, hf_model, extractor, features, n_params, config, window, labels)
+
+
+def _export_onnx(
+    ckpt: _Checkpoint, stack: dict[str, Any], staging: Path, options: ExportOptions, stages: Stages
+) -> dict[str, list[str]]:
+    """optimum's fp32 graph and, unless ``--quantize none``, its int8 copy, in ``staging``: their file names."""
+    with quiet_export_chatter(), transformers_errors_only(stack["transformers"]):
+        stages(f"exporting to ONNX with optimum ({ckpt.n_params:,} parameters)")
+        exported = export_with_optimum(stack, ckpt, staging, TASK, options.opset)
+        fp32_files = sorted(p.name for p in exported.iterdir() if p.name.startswith(FP32_FILE))
+        for name in fp32_files:
+            shutil.move(str(exported / name), staging / name)
+        models = {"fp32": fp32_files}
+        if options.quantize == "int8":
+            stages("quantizing weights to int8 (onnxruntime quantize_dynamic, QInt8)")
+            fp32_bytes = sum((staging / n).stat().st_size for n in fp32_files)
+            quantize_int8(
+                stack,
+                staging / FP32_FILE,
+                staging / INT8_FILE,
+                options,
+                options.per_channel,
+                "onnxruntime could not quantize the model (try --quantize none)",
+                use_external_data_format=fp32_bytes > PROTOBUF_LIMIT,
+            )
+            models["int8"] = sorted(p.name for p in staging.iterdir() if p.name.startswith(INT8_FILE))
+    return models
 
 
 def _load_checkpoint(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any]:
@@ -327,15 +319,7 @@ def _check_head(config: Any, source: str) -> None:
 
 
 def _run_parity(
-    hf_model: Any,
-    extractor: Any,
-    features: Any,
-    staging: Path,
-    models: dict[str, list[str]],
-    labels: list[str],
-    options: ExportOptions,
-    window: int,
-    torch: Any,
+    ckpt: _Checkpoint, staging: Path, models: dict[str, list[str]], options: ExportOptions, torch: Any
 ) -> dict[str, Any]:
     import onnxruntime as ort
 
@@ -344,9 +328,9 @@ def _run_parity(
         so = ort.SessionOptions()
         so.log_severity_level = 3
         sessions[precision] = ort.InferenceSession(str(staging / files[0]), so, providers=["CPUExecutionProvider"])
-    inputs = parity_inputs(options, window)
-    parity = _parity(hf_model, extractor, features, sessions, inputs, labels, torch)
-    parity["window_samples"] = window
+    inputs = parity_inputs(options, ckpt.window)
+    parity = _parity(ckpt.hf_model, ckpt.extractor, ckpt.features, sessions, inputs, ckpt.labels, torch)
+    parity["window_samples"] = ckpt.window
     for precision in sessions:
         summary = parity[precision]
         log.info(
@@ -363,13 +347,7 @@ def _run_parity(
 
 
 def _manifest(
-    model: str,
-    is_local: bool,
-    config: Any,
-    hf_model: Any,
-    features: Any,
-    window: int,
-    labels: list[str],
+    ckpt: _Checkpoint,
     models: dict[str, list[str]],
     options: ExportOptions,
     files: dict[str, dict[str, Any]],
@@ -382,37 +360,25 @@ def _manifest(
     graph = onnx.load(str(fp32_path), load_external_data=False)
     opset = next((o.version for o in graph.opset_import if o.domain in ("", "ai.onnx")), None)
     input_name = graph.graph.input[0].name
+    config = ckpt.config
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "format_version": MANIFEST_VERSION,
-        "source": {
-            "model": model if not is_local else str(Path(model).expanduser().resolve()),
-            "local": is_local,
-            "revision": getattr(config, "_commit_hash", None),
-        },
+        "source": source_record(ckpt.model, ckpt.is_local, config),
         "task": options.task,
-        "architecture": type(hf_model).__name__,
+        "architecture": type(ckpt.hf_model).__name__,
         "model_type": config.model_type,
-        "labels": labels,
+        "labels": ckpt.labels,
         "multi_label": getattr(config, "problem_type", None) == "multi_label_classification",
-        "sampling_rate": features.sample_rate,
-        "window_samples": int(window),
-        "features": feature_options_to_dict(features),
+        "sampling_rate": ckpt.features.sample_rate,
+        "window_samples": int(ckpt.window),
+        "features": feature_options_to_dict(ckpt.features),
         "input_name": input_name,
         "output_name": graph.graph.output[0].name,
         "models": models,
         "onnx_opset": opset,
-        "quantization": None
-        if "int8" not in models
-        else {
-            "method": "onnxruntime.quantization.quantize_dynamic",
-            "weight_type": "QInt8",
-            "op_types": list(options.quantize_op_types),
-            "per_channel": options.per_channel,
-        },
+        "quantization": quantization_record(models, options, options.per_channel),
         "files": files,
-        "versions": versions(),
-        "exporter": "optimum.exporters.onnx.onnx_export_from_model",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        **provenance(),
     }
     return manifest

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wakeword.config import add_command_parser
 from wakeword.errors import ConfigError
 from wakeword.export.common import ASR_TASK, TASK, ExportOptions, ExportResult, check_out_dir, resolve_source
 from wakeword.pcm import SAMPLE_RATE
@@ -58,7 +59,8 @@ def export(
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """``wakeword export``: light to build, nothing heavy is imported here."""
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "export",
         help="export a Hugging Face audio classifier or Whisper to (quantized) ONNX",
         description="Export a Hugging Face audio-classification checkpoint, or a Whisper checkpoint with "
@@ -89,14 +91,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=None,
         help="speech files for the parity check (default: pocketsphinx-testdata clips if installed)",
     )
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``wakeword export``; prints stage lines on stderr and a summary on stdout."""
-    if getattr(args, "verbose", 0):
-        logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     window = None
     if args.window_ms is not None:
         if args.window_ms <= 0:

@@ -8,16 +8,22 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import re
+import shutil
 import sys
+import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from wakeword.errors import ConfigError, DependencyError, ModelError
+from wakeword.manifest import sha256_file, write_manifest
+from wakeword.pcm import SAMPLE_RATE
 
 __all__ = [
     "ASR_TASK",
@@ -25,17 +31,27 @@ __all__ = [
     "HUB_ID",
     "PROTOBUF_LIMIT",
     "TASK",
+    "Checkpoint",
     "ExportOptions",
     "ExportResult",
     "Stages",
     "check_out_dir",
+    "check_sample_rate",
+    "export_with_optimum",
+    "file_records",
     "import_export_stack",
+    "install",
     "load_config",
     "one_line",
     "parity_inputs",
     "peek_model_type",
+    "provenance",
+    "quantization_record",
+    "quantize_int8",
     "quiet_export_chatter",
     "resolve_source",
+    "source_record",
+    "staging_dir",
     "step_errors",
     "transformers_errors_only",
     "versions",
@@ -286,3 +302,111 @@ def load_config(transformers: Any, source: str, is_local: bool) -> tuple[Any, st
         return transformers.AutoConfig.from_pretrained(source), where
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"could not load the config of {where}: {one_line(e)}") from e
+
+
+def check_sample_rate(features: Any, model: str) -> None:
+    """The engine feeds 16 kHz audio: a model that expects another rate is refused."""
+    if features.sample_rate != SAMPLE_RATE:
+        raise ModelError(
+            f"{model}: the model expects {features.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
+        )
+
+
+@contextlib.contextmanager
+def staging_dir(out: Path) -> Iterator[Path]:
+    """A fresh directory next to ``out`` for the export's files, removed afterwards whatever happens."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
+    try:
+        yield staging
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A loaded checkpoint and what every export reads off it; each export adds its own fields."""
+
+    model: str  # as the user named it
+    is_local: bool
+    hf_model: Any
+    extractor: Any  # transformers' feature extractor
+    features: Any  # the numpy runtime's feature options
+    n_params: int
+
+
+def export_with_optimum(
+    stack: dict[str, Any], checkpoint: Checkpoint, staging: Path, task: str, opset: int | None
+) -> Path:
+    """optimum's ONNX export of the checkpoint into ``staging/optimum`` (returned); a failure is one ModelError."""
+    with step_errors(f"optimum could not export {checkpoint.model}"):
+        stack["onnx_export_from_model"](
+            checkpoint.hf_model,
+            staging / "optimum",
+            task=task,
+            opset=opset,
+            do_validation=False,
+            preprocessors=[checkpoint.extractor],
+        )
+    return staging / "optimum"
+
+
+def quantize_int8(
+    stack: dict[str, Any], src: Path, dst: Path, options: ExportOptions, per_channel: bool, what: str, **extra: Any
+) -> None:
+    """ONNX Runtime's dynamic int8 quantization (QInt8 weights) of ``src`` into ``dst``; ``extra`` goes to
+    ``quantize_dynamic`` as is; a failure is one ModelError line starting with ``what``."""
+    with step_errors(what):
+        stack["quantize_dynamic"](
+            str(src),
+            str(dst),
+            weight_type=stack["QuantType"].QInt8,
+            op_types_to_quantize=list(options.quantize_op_types),
+            per_channel=per_channel,
+            **extra,
+        )
+
+
+def source_record(model: str, is_local: bool, config: Any) -> dict[str, Any]:
+    """The manifest's ``source``: the checkpoint as named (a local one resolved), and its hub revision."""
+    return {
+        "model": str(Path(model).expanduser().resolve()) if is_local else model,
+        "local": is_local,
+        "revision": getattr(config, "_commit_hash", None),
+    }
+
+
+def quantization_record(models: dict[str, Any], options: ExportOptions, per_channel: bool, **extra: Any) -> Any:
+    """The manifest's ``quantization``: how the int8 files were made, or ``None`` without them."""
+    if "int8" not in models:
+        return None
+    return {
+        "method": "onnxruntime.quantization.quantize_dynamic",
+        "weight_type": "QInt8",
+        "op_types": list(options.quantize_op_types),
+        "per_channel": per_channel,
+        **extra,
+    }
+
+
+def file_records(directory: Path, names: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The manifest's ``files``: sha256 and size of each file."""
+    return {n: {"sha256": sha256_file(directory / n), "bytes": (directory / n).stat().st_size} for n in names}
+
+
+def provenance() -> dict[str, Any]:
+    """The manifest's closing keys: the versions that made it, the exporter and the time."""
+    return {
+        "versions": versions(),
+        "exporter": "optimum.exporters.onnx.onnx_export_from_model",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def install(staging: Path, out: Path, names: Iterable[str], manifest: dict[str, Any]) -> None:
+    """Move the staged files into ``out``, ``manifest.json`` last: a directory without it is unfinished."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifest.json").unlink(missing_ok=True)  # an interrupted overwrite leaves no stale manifest
+    for name in names:
+        os.replace(staging / name, out / name)
+    write_manifest(out / "manifest.json", manifest)

@@ -14,24 +14,21 @@ on ONNX against transformers' ``generate`` and writes::
     parity.json     tokens and language, ONNX vs generate, per input
     manifest.json   format wakeword-onnx-whisper: files + sha256, special and language token ids, versions
 
-``manifest.json`` is written last. Called through :func:`wakeword.export.classifier.export`.
+``manifest.json`` is written last. Called through :func:`wakeword.export.command.export`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import tempfile
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wakeword.errors import ConfigError, ModelError
 from wakeword.export import common
 from wakeword.export.common import ASR_TASK
-from wakeword.manifest import sha256_file, write_manifest
-from wakeword.pcm import SAMPLE_RATE
+from wakeword.manifest import write_manifest
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,6 +99,14 @@ def _load(transformers: Any, source: str, is_local: bool) -> tuple[Any, Any, Any
     return extractor, tokenizer, model
 
 
+@dataclass(frozen=True)
+class _Whisper(common.Checkpoint):
+    """A loaded Whisper checkpoint."""
+
+    tokenizer: Any
+    tokens: dict[str, Any]  # the manifest's special and language token ids
+
+
 def export_whisper(
     model: str,
     out: Path,
@@ -110,10 +115,7 @@ def export_whisper(
     is_local: bool,
     progress: Callable[[str], None] | None,
 ) -> ExportResult:
-    """The ``automatic-speech-recognition`` branch of :func:`wakeword.export.classifier.export`."""
-    from wakeword.export import classifier as ex
-    from wakeword.features import feature_options_to_dict
-
+    """The ``automatic-speech-recognition`` branch of :func:`wakeword.export.command.export`."""
     if options.window_samples is not None:
         raise ConfigError("--window-ms applies to audio classifiers, not to automatic-speech-recognition")
     if is_local:
@@ -128,129 +130,121 @@ def export_whisper(
     stages(f"loading {model} with transformers")
     stack = common.import_export_stack()
     torch, transformers = stack["torch"], stack["transformers"]
-    with common.transformers_errors_only(transformers):
-        extractor, tokenizer, hf_model = _load(transformers, source, is_local)
-    config = hf_model.config
-    features = ex.feature_options(ex.SUPPORTED_MODEL_TYPES["whisper"], extractor, config, model)
-    if features.sample_rate != SAMPLE_RATE:
-        raise ModelError(
-            f"{model}: the model expects {features.sample_rate} Hz audio; the engine feeds {SAMPLE_RATE} Hz"
-        )
-    tokens = whisper_tokens(hf_model.generation_config, config)
-    n_params = sum(p.numel() for p in hf_model.parameters())
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".wakeword-export-", dir=out.parent))
-    try:
+    whisper = _load_whisper(transformers, model, source, is_local)
+    with common.staging_dir(out) as staging:
         with common.quiet_export_chatter(), common.transformers_errors_only(transformers):
-            stages(f"exporting encoder + merged decoder with past to ONNX with optimum ({n_params:,} parameters)")
-            with common.step_errors(f"optimum could not export {model}"):
-                stack["onnx_export_from_model"](
-                    hf_model,
-                    staging / "optimum",
-                    task=OPTIMUM_TASK,
-                    opset=options.opset,
-                    do_validation=False,
-                    preprocessors=[extractor],
-                )
-            exported = staging / "optimum"
-            models: dict[str, dict[str, str]] = {"fp32": {}}
-            for part in (ENCODER, DECODER):
-                names = [p.name for p in exported.iterdir() if p.name.startswith(part + ".onnx")]
-                if not names:
-                    raise ModelError(f"optimum wrote no {part}.onnx for {model}")
-                for name in names:
-                    shutil.move(str(exported / name), staging / name)
-                models["fp32"][part.split("_")[0]] = part + ".onnx"
-            if options.quantize == "int8":
-                stages("quantizing encoder and merged decoder weights to int8 (quantize_dynamic, QInt8)")
-                models["int8"] = {}
-                for part in (ENCODER, DECODER):
-                    src, dst = staging / f"{part}.onnx", staging / f"{part}.int8.onnx"
-                    with common.step_errors(f"onnxruntime could not quantize {src.name} (try --quantize none)"):
-                        stack["quantize_dynamic"](
-                            str(src),
-                            str(dst),
-                            weight_type=stack["QuantType"].QInt8,
-                            op_types_to_quantize=list(options.quantize_op_types),
-                            per_channel=PER_CHANNEL,
-                            use_external_data_format=src.stat().st_size > common.PROTOBUF_LIMIT,
-                            extra_options={"EnableSubgraph": True},
-                        )
-                    models["int8"][part.split("_")[0]] = dst.name
-        tokenizer.save_pretrained(staging / "tokenizer")
-        extractor.save_pretrained(staging / "tokenizer")
-        config.save_pretrained(staging / "tokenizer")
-        hf_model.generation_config.save_pretrained(staging / "tokenizer")
-        for name in SIDE_FILES:
-            if (staging / "tokenizer" / name).is_file():
-                shutil.move(str(staging / "tokenizer" / name), staging / name)
-        if not (staging / "tokenizer.json").is_file():
-            raise ModelError(f"{model}: its tokenizer has no fast tokenizer.json (needed without transformers)")
+            models = _export_onnx(whisper, stack, staging, options, stages)
+        _save_tokenizer(whisper, staging)
 
         names = sorted(p.name for p in staging.iterdir() if p.is_file())
-        manifest: dict[str, Any] = {
-            "format": "wakeword-onnx-whisper",
-            "format_version": 1,
-            "source": {
-                "model": str(Path(model).expanduser().resolve()) if is_local else model,
-                "local": is_local,
-                "revision": getattr(config, "_commit_hash", None),
-            },
-            "task": ASR_TASK,
-            "optimum_task": OPTIMUM_TASK,
-            "architecture": type(hf_model).__name__,
-            "model_type": "whisper",
-            "parameters": int(n_params),
-            "sampling_rate": features.sample_rate,
-            "features": feature_options_to_dict(features),
-            "models": models,
-            "tokenizer": "tokenizer.json",
-            "tokens": tokens,
-            "max_target_positions": int(config.max_target_positions),
-            "decoding": "greedy, temperature 0, <|notimestamps|>; language ID from the language-token "
-            "softmax at the first step",
-            "quantization": None
-            if "int8" not in models
-            else {
-                "method": "onnxruntime.quantization.quantize_dynamic",
-                "weight_type": "QInt8",
-                "op_types": list(options.quantize_op_types),
-                "per_channel": PER_CHANNEL,
-                "extra_options": {"EnableSubgraph": True},
-            },
-            "files": {},
-            "versions": common.versions(),
-            "exporter": "optimum.exporters.onnx.onnx_export_from_model",
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        manifest["files"] = {
-            n: {"sha256": sha256_file(staging / n), "bytes": (staging / n).stat().st_size} for n in names
-        }
+        manifest = _manifest(whisper, models, options, common.file_records(staging, names))
         write_manifest(staging / "manifest.json", manifest)  # lets the runtime read the staging dir for parity
 
         stages("checking greedy decoding on ONNX against transformers' generate")
         with common.transformers_errors_only(transformers):
-            parity = _parity(hf_model, staging, models, options, features, torch)
+            parity = _parity(whisper.hf_model, staging, models, options, whisper.features, torch)
         write_manifest(staging / "parity.json", parity)
         names.append("parity.json")
-        manifest["files"]["parity.json"] = {
-            "sha256": sha256_file(staging / "parity.json"),
-            "bytes": (staging / "parity.json").stat().st_size,
-        }
+        manifest["files"].update(common.file_records(staging, ["parity.json"]))
         manifest["parity"] = {k: v for k, v in parity.items() if k != "per_input"}
 
         stages("writing manifest.json")
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "manifest.json").unlink(missing_ok=True)  # an interrupted overwrite leaves no stale manifest
-        for name in names:
-            os.replace(staging / name, out / name)
-        write_manifest(out / "manifest.json", manifest)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        common.install(staging, out, names, manifest)
     sizes = {n: (out / n).stat().st_size for n in names if n.endswith(".onnx") or n.endswith(".onnx_data")}
     stages.done(", ".join(f"{n} {b / 1e6:.1f} MB" for n, b in sizes.items()))
     return common.ExportResult(out_dir=out, manifest=manifest, parity=parity, files=sizes)
+
+
+def _load_whisper(transformers: Any, model: str, source: str, is_local: bool) -> _Whisper:
+    from wakeword.export import classifier as ex
+
+    with common.transformers_errors_only(transformers):
+        extractor, tokenizer, hf_model = _load(transformers, source, is_local)
+    config = hf_model.config
+    features = ex.feature_options(ex.SUPPORTED_MODEL_TYPES["whisper"], extractor, config, model)
+    common.check_sample_rate(features, model)
+    tokens = whisper_tokens(hf_model.generation_config, config)
+    n_params = sum(p.numel() for p in hf_model.parameters())
+    return _Whisper(model, is_local, hf_model, extractor, features, n_params, tokenizer, tokens)
+
+
+def _export_onnx(
+    whisper: _Whisper, stack: dict[str, Any], staging: Path, options: ExportOptions, stages: common.Stages
+) -> dict[str, dict[str, str]]:
+    """The encoder and the merged decoder, fp32 and unless ``--quantize none`` int8, in ``staging``: the
+    manifest's ``models`` (precision -> part -> file name)."""
+    stages(f"exporting encoder + merged decoder with past to ONNX with optimum ({whisper.n_params:,} parameters)")
+    exported = common.export_with_optimum(stack, whisper, staging, OPTIMUM_TASK, options.opset)
+    models: dict[str, dict[str, str]] = {"fp32": {}}
+    for part in (ENCODER, DECODER):
+        names = [p.name for p in exported.iterdir() if p.name.startswith(part + ".onnx")]
+        if not names:
+            raise ModelError(f"optimum wrote no {part}.onnx for {whisper.model}")
+        for name in names:
+            shutil.move(str(exported / name), staging / name)
+        models["fp32"][part.split("_")[0]] = part + ".onnx"
+    if options.quantize == "int8":
+        stages("quantizing encoder and merged decoder weights to int8 (quantize_dynamic, QInt8)")
+        models["int8"] = {}
+        for part in (ENCODER, DECODER):
+            src, dst = staging / f"{part}.onnx", staging / f"{part}.int8.onnx"
+            common.quantize_int8(
+                stack,
+                src,
+                dst,
+                options,
+                PER_CHANNEL,
+                f"onnxruntime could not quantize {src.name} (try --quantize none)",
+                use_external_data_format=src.stat().st_size > common.PROTOBUF_LIMIT,
+                extra_options={"EnableSubgraph": True},
+            )
+            models["int8"][part.split("_")[0]] = dst.name
+    return models
+
+
+def _save_tokenizer(whisper: _Whisper, staging: Path) -> None:
+    """The tokenizer and the configs the runtime reads (:data:`SIDE_FILES`), beside the ONNX files."""
+    hf_model = whisper.hf_model
+    whisper.tokenizer.save_pretrained(staging / "tokenizer")
+    whisper.extractor.save_pretrained(staging / "tokenizer")
+    hf_model.config.save_pretrained(staging / "tokenizer")
+    hf_model.generation_config.save_pretrained(staging / "tokenizer")
+    for name in SIDE_FILES:
+        if (staging / "tokenizer" / name).is_file():
+            shutil.move(str(staging / "tokenizer" / name), staging / name)
+    if not (staging / "tokenizer.json").is_file():
+        raise ModelError(f"{whisper.model}: its tokenizer has no fast tokenizer.json (needed without transformers)")
+
+
+def _manifest(
+    whisper: _Whisper, models: dict[str, dict[str, str]], options: ExportOptions, files: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    from wakeword.features import feature_options_to_dict
+
+    config = whisper.hf_model.config
+    return {
+        "format": "wakeword-onnx-whisper",
+        "format_version": 1,
+        "source": common.source_record(whisper.model, whisper.is_local, config),
+        "task": ASR_TASK,
+        "optimum_task": OPTIMUM_TASK,
+        "architecture": type(whisper.hf_model).__name__,
+        "model_type": "whisper",
+        "parameters": int(whisper.n_params),
+        "sampling_rate": whisper.features.sample_rate,
+        "features": feature_options_to_dict(whisper.features),
+        "models": models,
+        "tokenizer": "tokenizer.json",
+        "tokens": whisper.tokens,
+        "max_target_positions": int(config.max_target_positions),
+        "decoding": "greedy, temperature 0, <|notimestamps|>; language ID from the language-token "
+        "softmax at the first step",
+        "quantization": common.quantization_record(
+            models, options, PER_CHANNEL, extra_options={"EnableSubgraph": True}
+        ),
+        "files": files,
+        **common.provenance(),
+    }
 
 
 def _parity(

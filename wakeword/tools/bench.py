@@ -207,6 +207,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+# long: one measured run and its report row; the row's fields are the documented schema, listed where they are filled
 def measure_backend(args: argparse.Namespace, started: float) -> dict[str, Any]:
     """Run one backend over the input ``args.repeat`` times; one result row (see BENCH_SCHEMA)."""
     from wakeword.audio.sources import FileSource
@@ -639,6 +640,7 @@ def _run_worker(args: argparse.Namespace, backend: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+# long: the bench command from plan to report: one worker per backend, then ratios against the baseline and the peer
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     if getattr(args, "verbose", 0):

@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from wakeword.config import positive_int
+from wakeword.config import add_command_parser, positive_int
 from wakeword.errors import AudioError, ConfigError
 from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["EVAL_SCHEMA", "Manifest", "add_parser", "evaluate", "load_manifest", "run"]
+__all__ = ["EVAL_SCHEMA", "Manifest", "Scoring", "add_parser", "evaluate", "load_manifest", "run"]
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,30 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value).strip()
 
 
+def _json_rows(name: str, text: str) -> list[tuple[str, Any]]:
+    """``(where, item)`` of a JSON manifest: a list of objects."""
+    try:
+        items = json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{name}: not valid JSON ({e})") from None
+    if not isinstance(items, list):
+        raise ConfigError(f"{name}: expected a JSON list of objects")
+    return [(f"{name} item {i + 1}", item) for i, item in enumerate(items)]
+
+
+def _csv_rows(name: str, text: str) -> list[tuple[str, Any]]:
+    """``(where, row)`` of a CSV manifest, its header checked against :data:`CSV_COLUMNS`."""
+    reader = csv.DictReader(text.splitlines())
+    fields = [f.strip() for f in reader.fieldnames or []]
+    if "path" not in fields:
+        raise ConfigError(f"{name}: no 'path' column in the header (columns: {', '.join(CSV_COLUMNS)})")
+    unknown = [f for f in fields if f not in CSV_COLUMNS]
+    if unknown:
+        raise ConfigError(f"{name}: unknown column(s) {', '.join(unknown)}; valid: {', '.join(CSV_COLUMNS)}")
+    reader.fieldnames = fields
+    return [(f"{name} row {reader.line_num}", row) for row in reader]
+
+
 def load_manifest(path: str | Path) -> Manifest:
     """Parse and check a manifest (files exist, onsets before offsets); errors name the row."""
     path = Path(path)
@@ -95,24 +119,7 @@ def load_manifest(path: str | Path) -> Manifest:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read manifest ({e})") from None
-    if path.suffix.lower() == ".json":
-        try:
-            items = json.loads(text)
-        except ValueError as e:
-            raise ConfigError(f"{path.name}: not valid JSON ({e})") from None
-        if not isinstance(items, list):
-            raise ConfigError(f"{path.name}: expected a JSON list of objects")
-        rows = [(f"{path.name} item {i + 1}", item) for i, item in enumerate(items)]
-    else:
-        reader = csv.DictReader(text.splitlines())
-        fields = [f.strip() for f in reader.fieldnames or []]
-        if "path" not in fields:
-            raise ConfigError(f"{path.name}: no 'path' column in the header (columns: {', '.join(CSV_COLUMNS)})")
-        unknown = [f for f in fields if f not in CSV_COLUMNS]
-        if unknown:
-            raise ConfigError(f"{path.name}: unknown column(s) {', '.join(unknown)}; valid: {', '.join(CSV_COLUMNS)}")
-        reader.fieldnames = fields
-        rows = [(f"{path.name} row {reader.line_num}", row) for row in reader]
+    rows = _json_rows(path.name, text) if path.suffix.lower() == ".json" else _csv_rows(path.name, text)
     clips: list[Clip] = []
     streams: dict[Path, Stream] = {}
     for where, row in rows:
@@ -238,25 +245,50 @@ def _evaluate_clips(classifier: Any, clips: Sequence[Clip], hop_samples: int, pr
     }
 
 
-def _evaluate_streams(
-    classifier: Any,
-    streams: Sequence[Stream],
-    config: Any,
-    keyword_names: dict[str, str],
-    tolerance_s: float,
-    target_fa: float,
-    progress: Progress,
-) -> dict:
+@dataclass(frozen=True)
+class Scoring:
+    """How streamed detections are scored: a detection up to ``tolerance_s`` after a keyword's offset is a
+    hit; the recommended threshold keeps within ``target_fa_per_hour``; ``keyword_names`` renames a manifest's
+    keywords to the model's."""
+
+    tolerance_s: float = 1.0
+    target_fa_per_hour: float = 0.5
+    keyword_names: dict[str, str] = field(default_factory=dict)
+
+
+def _spans(stream: Stream, duration: float, keyword_names: dict[str, str]) -> list:
+    """The stream's keyword marks as :class:`~wakeword.tools.metrics.KeywordSpan` in samples, each onset
+    checked against the audio's ``duration`` in seconds."""
+    from wakeword.tools.metrics import KeywordSpan
+
+    spans = []
+    for keyword, onset, offset, where in stream.keywords:
+        if onset > duration:
+            raise ConfigError(f"{where}: onset_s {onset:g} is past the end of {stream.path.name} ({duration:.3f} s)")
+        spans.append(
+            KeywordSpan(
+                keyword_names.get(keyword, keyword),
+                int(round(onset * SAMPLE_RATE)),
+                int(round(offset * SAMPLE_RATE)),
+            )
+        )
+    return spans
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """Every stream through the real engine once: per-hop score traces with their keyword spans."""
+
+    traces: list[tuple[Any, list]]
+    engine_detections: int
+    hours: float
+    cpu_s: float
+
+
+def _record_streams(
+    classifier: Any, streams: Sequence[Stream], config: Any, keyword_names: dict[str, str], progress: Progress
+) -> _Recording:
     from wakeword.audio.sources import FileSource
-    from wakeword.tools.metrics import (
-        KeywordSpan,
-        det_points,
-        frr_at_budgets,
-        percentiles,
-        recommend_threshold,
-        sweep,
-        threshold_grid,
-    )
     from wakeword.tools.probes import record_trace
 
     keywords = tuple(config.detector.keywords)
@@ -269,33 +301,38 @@ def _evaluate_streams(
         trace, detections, engine = record_trace(classifier, source, config, keywords, on_block=progress.advance)
         engine_detections += len(detections)
         total_samples += engine.stats.samples
-        duration = engine.stats.samples / SAMPLE_RATE
-        spans = []
-        for keyword, onset, offset, where in stream.keywords:
-            if onset > duration:
-                raise ConfigError(
-                    f"{where}: onset_s {onset:g} is past the end of {stream.path.name} ({duration:.3f} s)"
-                )
-            spans.append(
-                KeywordSpan(
-                    keyword_names.get(keyword, keyword),
-                    int(round(onset * SAMPLE_RATE)),
-                    int(round(offset * SAMPLE_RATE)),
-                )
-            )
-        traces.append((trace, spans))
+        traces.append((trace, _spans(stream, engine.stats.samples / SAMPLE_RATE, keyword_names)))
     cpu = time.process_time() - cpu0
-    hours = total_samples / SAMPLE_RATE / 3600
+    return _Recording(traces, engine_detections, total_samples / SAMPLE_RATE / 3600, cpu)
+
+
+def _evaluate_streams(
+    classifier: Any, streams: Sequence[Stream], config: Any, scoring: Scoring, progress: Progress
+) -> dict:
+    from wakeword.tools.metrics import det_points, recommend_threshold, sweep, threshold_grid
+
+    recording = _record_streams(classifier, streams, config, scoring.keyword_names, progress)
     thresholds = sorted(set(threshold_grid()) | {float(config.detector.threshold)})
-    results = sweep(traces, thresholds, config.detector, tolerance_s)
-    points = det_points(results, hours)
+    results = sweep(recording.traces, thresholds, config.detector, scoring.tolerance_s)
+    points = det_points(results, recording.hours)
     at = next(r for r in results if r.threshold == float(config.detector.threshold))
-    if at.hits + at.false_accepts + at.duplicates != engine_detections:  # replay must match the engine
+    if at.hits + at.false_accepts + at.duplicates != recording.engine_detections:  # replay must match the engine
         raise RuntimeError("replayed detections differ from the engine's")
-    chosen = recommend_threshold(points, target_fa)
+    chosen = recommend_threshold(points, scoring.target_fa_per_hour)
     chosen_result = next((r for r in results if chosen is not None and r.threshold == chosen.threshold), None)
+    return _streams_report(len(streams), recording, at, points, scoring.target_fa_per_hour, chosen, chosen_result)
+
+
+def _streams_report(
+    count: int, recording: _Recording, at: Any, points: list, target_fa: float, chosen: Any, chosen_result: Any
+) -> dict:
+    """``models[].streams`` of :data:`EVAL_SCHEMA`: the figures at the headline threshold ``at``, the DET
+    points and the recommended threshold ``chosen`` (with its sweep result) if one keeps ``target_fa``."""
+    from wakeword.tools.metrics import frr_at_budgets, percentiles
+
+    hours = recording.hours
     return {
-        "count": len(streams),
+        "count": count,
         "hours": hours,
         "keywords": at.spans,
         "threshold": at.threshold,
@@ -324,7 +361,7 @@ def _evaluate_streams(
             if chosen_result
             else None,
         },
-        "cpu_s_per_audio_hour": cpu / hours if hours else None,
+        "cpu_s_per_audio_hour": recording.cpu_s / hours if hours else None,
     }
 
 
@@ -338,10 +375,8 @@ def evaluate(
     classifier: Any,
     config: Any,
     name: str,
+    scoring: Scoring | None = None,
     *,
-    tolerance_s: float = 1.0,
-    target_fa_per_hour: float = 0.5,
-    keyword_names: dict[str, str] | None = None,
     clips: bool = True,
     progress: Progress | None = None,
 ) -> dict:
@@ -352,9 +387,7 @@ def evaluate(
     if clips and manifest.clips:
         out["clips"] = _evaluate_clips(classifier, manifest.clips, hop, progress)
     if manifest.streams:
-        out["streams"] = _evaluate_streams(
-            classifier, manifest.streams, config, keyword_names or {}, tolerance_s, target_fa_per_hour, progress
-        )
+        out["streams"] = _evaluate_streams(classifier, manifest.streams, config, scoring or Scoring(), progress)
     return out
 
 
@@ -480,7 +513,8 @@ EVAL_SCHEMA: dict[str, Any] = {
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    p = add_command_parser(
+        subparsers,
         "eval",
         help="accuracy, recall, false accepts per hour and a DET curve on labelled audio",
         description="Evaluate a model on labelled audio listed in a manifest (CSV: path,label for clips; "
@@ -532,7 +566,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="false accepts per hour the recommended threshold must stay within (0.5)",
     )
     p.add_argument("--threads", type=positive_int, default=None, help="ONNX Runtime threads")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log details on stderr")
     return p
 
 
@@ -555,8 +588,6 @@ def _engine_config(args: argparse.Namespace, keywords: tuple[str, ...]):
 
 
 def run(args: argparse.Namespace) -> int:
-    if getattr(args, "verbose", 0):
-        logging.getLogger("wakeword").setLevel(logging.INFO if args.verbose == 1 else logging.DEBUG)
     for name in ("tolerance_s", "target_fa_per_hour", "refractory_s"):
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0:
@@ -565,7 +596,27 @@ def run(args: argparse.Namespace) -> int:
     if plot is not None and plot.exists() and not args.force:
         raise ConfigError(f"{plot}: already exists; pass --force to overwrite it")
     manifest = load_manifest(args.data)  # structure and files: before any model loads
+    classifier, config, peers = _load_models(args, manifest)
+    report = {
+        "schema": "wakeword-eval/1",
+        "manifest": str(manifest.path),
+        "tolerance_s": args.tolerance_s,
+        "target_fa_per_hour": args.target_fa_per_hour,
+        "models": _evaluate_models(args, manifest, classifier, config, peers),
+        "plot": str(plot) if plot else None,
+    }
+    if plot is not None:
+        write_det_plot(report, plot)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(summary(report))
+    return 0
 
+
+def _load_models(args: argparse.Namespace, manifest: Manifest) -> tuple[Any, Any, list[tuple[str, Any]]]:
+    """``(classifier, engine config, [(spec, peer)])`` with the manifest's labels and keywords checked against
+    them; a missing ``--threshold`` becomes the model's recommended one for its first keyword, else 0.5."""
     from wakeword.classifiers import load_classifier
     from wakeword.tools.peers import load_peer
 
@@ -586,24 +637,20 @@ def run(args: argparse.Namespace) -> int:
     check_labels(
         manifest, labels, [*keywords, *[p.info.keywords[0] for _, p in peers if p.info.keywords[0] in stream_keywords]]
     )
+    return classifier, config, peers
 
+
+def _evaluate_models(
+    args: argparse.Namespace, manifest: Manifest, classifier: Any, config: Any, peers: list[tuple[str, Any]]
+) -> list[dict]:
+    """``models[]`` of the report: ours on clips and streams, then each peer on the streams only."""
+    scoring = Scoring(tolerance_s=args.tolerance_s, target_fa_per_hour=args.target_fa_per_hour)
     stream_s = sum(_duration(s.path, s.row) for s in manifest.streams)
     total_s = sum(_duration(c.path, c.row) for c in manifest.clips) + (1 + len(peers)) * stream_s
     progress = Progress(total_s, args.progress or sys.stderr.isatty())
     try:
         results = [
-            {
-                "model": args.model,
-                **evaluate(
-                    manifest,
-                    classifier,
-                    config,
-                    "wakeword",
-                    tolerance_s=args.tolerance_s,
-                    target_fa_per_hour=args.target_fa_per_hour,
-                    progress=progress,
-                ),
-            }
+            {"model": args.model, **evaluate(manifest, classifier, config, "wakeword", scoring, progress=progress)}
         ]
         for spec, peer in peers:
             if not manifest.streams:
@@ -612,35 +659,12 @@ def run(args: argparse.Namespace) -> int:
             results.append(
                 {
                     "model": str(peer.head_path),
-                    **evaluate(
-                        manifest,
-                        peer,
-                        peer_config,
-                        spec,
-                        tolerance_s=args.tolerance_s,
-                        target_fa_per_hour=args.target_fa_per_hour,
-                        clips=False,
-                        progress=progress,
-                    ),
+                    **evaluate(manifest, peer, peer_config, spec, scoring, clips=False, progress=progress),
                 }
             )
     finally:
         progress.close()
-    report = {
-        "schema": "wakeword-eval/1",
-        "manifest": str(manifest.path),
-        "tolerance_s": args.tolerance_s,
-        "target_fa_per_hour": args.target_fa_per_hour,
-        "models": results,
-        "plot": str(plot) if plot else None,
-    }
-    if plot is not None:
-        write_det_plot(report, plot)
-    if args.json:
-        print(json.dumps(report, indent=1))
-    else:
-        print(summary(report))
-    return 0
+    return results
 
 
 def _duration(path: Path, where: str) -> float:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from wakeword.errors import DependencyError, ModelError
 
@@ -59,7 +60,35 @@ def count_macs(path: str | Path, input_shapes: dict[str, Sequence[int]] | Sequen
         model = onnx.load(str(path))
     except Exception as e:  # onnx raises its own decode errors
         raise ModelError(f"{path}: cannot read ONNX model ({e})") from e
-    graph = model.graph
+    _fix_input_shapes(path, model.graph, input_shapes)
+    inferred = shape_inference.infer_shapes(model, data_prop=True)
+    shapes: dict[str, list[int]] = {}
+    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
+        dims = vi.type.tensor_type.shape.dim
+        if all(d.HasField("dim_value") for d in dims):
+            shapes[vi.name] = [d.dim_value for d in dims]
+    for init in model.graph.initializer:
+        shapes[init.name] = list(init.dims)
+
+    total = int8 = 0
+    missing = []
+    for node in inferred.graph.node:
+        if node.op_type not in _CONV and node.op_type not in _MATMUL and node.op_type != "Gemm":
+            continue
+        macs = _node_macs(node, shapes)
+        if macs is None:
+            missing.append(node.name or node.op_type)
+            continue
+        total += macs
+        if "Integer" in node.op_type or node.op_type.startswith("QLinear"):
+            int8 += macs
+    if missing:
+        raise ModelError(f"{path}: shape inference left {len(missing)} conv/matmul node(s) without shapes")
+    return MacCount(total, int8)
+
+
+def _fix_input_shapes(path: str | Path, graph: Any, input_shapes: dict[str, Sequence[int]] | Sequence[int]) -> None:
+    """Write ``input_shapes`` into the graph's inputs (in place) so shape inference sees fixed sizes."""
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
     if not isinstance(input_shapes, dict):
@@ -78,47 +107,28 @@ def count_macs(path: str | Path, input_shapes: dict[str, Sequence[int]] | Sequen
                 continue
             dim.ClearField("dim_param")
             dim.dim_value = int(length)
-    inferred = shape_inference.infer_shapes(model, data_prop=True)
-    shapes: dict[str, list[int]] = {}
-    for vi in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:
-        dims = vi.type.tensor_type.shape.dim
-        if all(d.HasField("dim_value") for d in dims):
-            shapes[vi.name] = [d.dim_value for d in dims]
-    for init in graph.initializer:
-        shapes[init.name] = list(init.dims)
 
-    def size(shape: list[int]) -> int:
-        n = 1
-        for d in shape:
-            n *= d
-        return n
 
-    total = int8 = 0
-    missing = []
-    for node in inferred.graph.node:
-        if node.op_type in _CONV:
-            w_index = 3 if node.op_type == "QLinearConv" else 1
-            out, w = shapes.get(node.output[0]), shapes.get(node.input[w_index])
-            if out is None or w is None:
-                missing.append(node.name or node.op_type)
-                continue
-            macs = size(out) * size(w[1:])  # weight: (out_ch, in_ch / groups, *kernel)
-        elif node.op_type in _MATMUL or node.op_type == "Gemm":
-            a_index = 0
-            a, out = shapes.get(node.input[a_index]), shapes.get(node.output[0])
-            if a is None or out is None:
-                missing.append(node.name or node.op_type)
-                continue
-            k = a[0] if node.op_type == "Gemm" and _attr(node, "transA") else a[-1]
-            macs = size(out) * k
-        else:
-            continue
-        total += macs
-        if "Integer" in node.op_type or node.op_type.startswith("QLinear"):
-            int8 += macs
-    if missing:
-        raise ModelError(f"{path}: shape inference left {len(missing)} conv/matmul node(s) without shapes")
-    return MacCount(total, int8)
+def _size(shape: list[int]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def _node_macs(node: Any, shapes: dict[str, list[int]]) -> int | None:
+    """MACs of one convolution or matrix product, or ``None`` where shape inference left a shape unknown."""
+    if node.op_type in _CONV:
+        w_index = 3 if node.op_type == "QLinearConv" else 1
+        out, w = shapes.get(node.output[0]), shapes.get(node.input[w_index])
+        if out is None or w is None:
+            return None
+        return _size(out) * _size(w[1:])  # weight: (out_ch, in_ch / groups, *kernel)
+    a, out = shapes.get(node.input[0]), shapes.get(node.output[0])
+    if a is None or out is None:
+        return None
+    k = a[0] if node.op_type == "Gemm" and _attr(node, "transA") else a[-1]
+    return _size(out) * k
 
 
 def _attr(node, name: str) -> int:

@@ -6,15 +6,22 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from wakeword.config import add_command_parser
 from wakeword.errors import ConfigError
 from wakeword.pcm import SAMPLE_RATE
+
+if TYPE_CHECKING:
+    from wakeword.training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
+    """``wakeword train``: light to build, torch and the voices are imported only in ``run``."""
+    p = add_command_parser(
+        subparsers,
         "train",
         help="train a keyword model from synthetic and real speech",
         description="Synthesise the keywords with offline voices (piper, espeak-ng, festival, flite; SVOX pico and "
@@ -39,6 +46,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=1500,
         help="clips of real background speech labelled unknown (1500; needs --background recordings)",
     )
+    _add_voice_and_noise_options(p)
+    _add_model_options(p)
+    _add_real_speech_options(p)
+    p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")
+    return p
+
+
+def _add_voice_and_noise_options(p: argparse.ArgumentParser) -> None:
+    """Epochs, window, seed and cache; the voices and the background recordings."""
     p.add_argument("--epochs", type=int, default=16, help="training epochs (16)")
     p.add_argument("--window-s", type=float, default=None, help="model window; 1.5 s, or 2.0 s for phrases")
     p.add_argument("--seed", type=int, default=0)
@@ -58,6 +76,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "prompts, Debian asterisk-core-sounds-*-wav); repeatable",
     )
     p.add_argument("--no-background", action="store_true", help="synthetic noise only")
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """The front end's step and tuned blocks, and the training-time regularisers."""
     p.add_argument(
         "--embedding-step",
         type=int,
@@ -94,6 +116,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         metavar="A",
         help="train on Beta(A, A) mixes of two clips and of their labels (0.2; 0: off)",
     )
+
+
+def _add_real_speech_options(p: argparse.ArgumentParser) -> None:
+    """The real-speech set, simulated rooms and channels, and the threshold choice."""
     p.add_argument(
         "--no-real-speech",
         action="store_true",
@@ -137,32 +163,45 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=0.5,
         help="false accepts per hour on the calibration speech that each wake word's stored threshold allows (0.5)",
     )
-    p.add_argument("--width", type=int, default=192, help="channels of the head's convolutions (192)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--force", action="store_true", help="overwrite a non-empty --out directory")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
-    from wakeword.training.augment import AugmentConfig
-    from wakeword.training.dataset import SPEECH_COMMANDS, UNKNOWN_WORDS
-    from wakeword.training.train import TrainConfig
     from wakeword.training.train import run as train
 
-    keywords = tuple(k.strip().lower() for k in args.keywords if k.strip())
+    config = train_config(args)
+
+    def progress(message: str) -> None:
+        print(f"wakeword train: {message}", file=sys.stderr, flush=True)
+
+    metrics = train(config, progress)
+    print(
+        f"clean accuracy on held-out voices: {metrics['head.onnx:clean']:.4f} (fp32), "
+        f"{metrics['head.int8.onnx:clean']:.4f} (int8); model in {args.out}"
+    )
+    return 0
+
+
+def _keywords(names: list[str]) -> tuple[str, ...]:
+    """The keywords as trained: stripped, lower case, each once and speakable."""
+    keywords = tuple(k.strip().lower() for k in names if k.strip())
     if len(set(keywords)) != len(keywords):
         raise ConfigError("train: a keyword is listed twice")
     bad = [k for k in keywords if k.startswith("_") or not any(c.isalpha() for c in k)]
     if bad:
         raise ConfigError(f"train: not a speakable keyword: {', '.join(map(repr, bad))}")
-    # negatives: common words, the Speech Commands words, and the parts of a phrase on their own
+    return keywords
+
+
+def _negatives(keywords: tuple[str, ...]) -> tuple[str, ...]:
+    """Negatives: common words, the Speech Commands words, and the parts of a phrase on their own."""
+    from wakeword.training.dataset import SPEECH_COMMANDS, UNKNOWN_WORDS
+
     parts = tuple(w for k in keywords if " " in k for w in k.split())
-    negatives = tuple(dict.fromkeys(w for w in (*UNKNOWN_WORDS, *SPEECH_COMMANDS, *parts) if w not in keywords))
-    window_s = args.window_s or (2.0 if any(" " in k for k in keywords) else 1.5)
-    wake = tuple(w.strip() for w in args.wake_words.split(",")) if args.wake_words else ()
-    unknown_wake = [w for w in wake if w not in keywords]
-    if unknown_wake:
-        raise ConfigError(f"train: --wake-words {', '.join(unknown_wake)} not among the keywords")
+    return tuple(dict.fromkeys(w for w in (*UNKNOWN_WORDS, *SPEECH_COMMANDS, *parts) if w not in keywords))
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """Counts at least 1, shares between 0 and 1, nothing negative."""
     for name in ("samples", "copies", "epochs", "width"):
         if getattr(args, name) < 1:
             raise ConfigError(f"train: --{name} must be at least 1")
@@ -177,10 +216,22 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"train: --{name} must be between 0 and 1")
     if args.real_copies < 0 or args.target_fa_per_hour < 0:
         raise ConfigError("train: --real-copies and --target-fa-per-hour must not be negative")
-    from wakeword.training.train import BACKGROUND_TRAIN_DIRS
 
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`~wakeword.training.train.TrainConfig` that ``args`` describe, every option checked."""
+    from wakeword.training.augment import AugmentConfig
+    from wakeword.training.train import BACKGROUND_TRAIN_DIRS, TrainConfig
+
+    keywords = _keywords(args.keywords)
+    window_s = args.window_s or (2.0 if any(" " in k for k in keywords) else 1.5)
+    wake = tuple(w.strip() for w in args.wake_words.split(",")) if args.wake_words else ()
+    unknown_wake = [w for w in wake if w not in keywords]
+    if unknown_wake:
+        raise ConfigError(f"train: --wake-words {', '.join(unknown_wake)} not among the keywords")
+    _check_numbers(args)
     background = () if args.no_background else tuple(args.background or BACKGROUND_TRAIN_DIRS)
-    config = TrainConfig(
+    return TrainConfig(
         background_dirs=background,
         keywords=keywords,
         out=args.out,
@@ -190,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
         per_keyword=args.samples,
         per_unknown_word=args.unknown_samples,
         test_per_keyword=args.test_samples,
-        unknown_words=negatives,
+        unknown_words=_negatives(keywords),
         copies=args.copies,
         silence_clips=args.silence_clips,
         epochs=args.epochs,
@@ -218,13 +269,3 @@ def run(args: argparse.Namespace) -> int:
             music=not args.no_music,
         ),
     )
-
-    def progress(message: str) -> None:
-        print(f"wakeword train: {message}", file=sys.stderr, flush=True)
-
-    metrics = train(config, progress)
-    print(
-        f"clean accuracy on held-out voices: {metrics['head.onnx:clean']:.4f} (fp32), "
-        f"{metrics['head.int8.onnx:clean']:.4f} (int8); model in {args.out}"
-    )
-    return 0

@@ -280,6 +280,7 @@ def voice_pools(
     }
 
 
+# long: the plan's sizes and voice pools are keywords with defaults; tests and scripts name only those they change
 def plan(
     keywords: Sequence[str],
     seed: int = 0,

@@ -105,34 +105,11 @@ def load_tail(tail_path: Path):
             for node in graph.node:
                 attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
                 if node.op_type == "Conv":
-                    w = inits[node.input[1]]
-                    pads = attrs.get("pads", [0, 0, 0, 0])
-                    if pads[:2] != pads[2:] or attrs.get("group", 1) != 1 or set(attrs.get("strides", [1])) != {1}:
-                        raise ValueError(f"{node.name}: unsupported convolution {attrs}")
-                    conv = nn.Conv2d(
-                        w.shape[1], w.shape[0], tuple(w.shape[2:]), padding=tuple(pads[:2]), bias=len(node.input) > 2
-                    )
-                    conv.weight.data = torch.from_numpy(w.copy())
-                    if conv.bias is not None:  # made with bias=True: the node has a bias input
-                        conv.bias.data = torch.from_numpy(inits[node.input[2]].copy())
                     key = str(len(self.convs))
-                    self.convs[key] = conv
+                    self.convs[key] = _conv2d(node, attrs, inits)
                     self.steps.append(("conv", key, node.name))
-                elif node.op_type == "LeakyRelu":
-                    self.steps.append(("leaky", float(attrs.get("alpha", 0.01))))
-                elif node.op_type == "Max":
-                    const = [inits[i] for i in node.input if i in inits]
-                    if len(const) != 1 or const[0].size != 1:
-                        raise ValueError(f"{node.name}: only max(x, constant) is supported")
-                    self.steps.append(("max", float(const[0].reshape(-1)[0])))
-                elif node.op_type == "MaxPool":
-                    if attrs.get("pads", [0, 0, 0, 0]) != [0, 0, 0, 0]:
-                        raise ValueError(f"{node.name}: padded max-pool is not supported")
-                    self.steps.append(("pool", tuple(attrs["kernel_shape"]), tuple(attrs["strides"])))
-                elif node.op_type == "Reshape":
-                    self.steps.append(("reshape", tuple(int(d) for d in inits[node.input[1]])))
                 else:
-                    raise ValueError(f"{node.name}: op {node.op_type} is not supported in the tuned tail")
+                    self.steps.append(_tail_step(node, attrs, inits))
 
         def forward(self, x):
             for step in self.steps:
@@ -153,6 +130,42 @@ def load_tail(tail_path: Path):
             return [(step[2], self.convs[step[1]]) for step in self.steps if step[0] == "conv"]
 
     return Tail()
+
+
+def _conv2d(node, attrs: dict, inits: dict):
+    """A torch ``Conv2d`` with the weights (and the bias) of an ONNX Conv node: unit strides, one group,
+    symmetric padding."""
+    import torch
+
+    w = inits[node.input[1]]
+    pads = attrs.get("pads", [0, 0, 0, 0])
+    if pads[:2] != pads[2:] or attrs.get("group", 1) != 1 or set(attrs.get("strides", [1])) != {1}:
+        raise ValueError(f"{node.name}: unsupported convolution {attrs}")
+    conv = torch.nn.Conv2d(
+        w.shape[1], w.shape[0], tuple(w.shape[2:]), padding=tuple(pads[:2]), bias=len(node.input) > 2
+    )
+    conv.weight.data = torch.from_numpy(w.copy())
+    if conv.bias is not None:  # made with bias=True: the node has a bias input
+        conv.bias.data = torch.from_numpy(inits[node.input[2]].copy())
+    return conv
+
+
+def _tail_step(node, attrs: dict, inits: dict) -> tuple:
+    """The tail's forward step for a LeakyRelu, Max (with a constant), MaxPool or Reshape node."""
+    if node.op_type == "LeakyRelu":
+        return ("leaky", float(attrs.get("alpha", 0.01)))
+    if node.op_type == "Max":
+        const = [inits[i] for i in node.input if i in inits]
+        if len(const) != 1 or const[0].size != 1:
+            raise ValueError(f"{node.name}: only max(x, constant) is supported")
+        return ("max", float(const[0].reshape(-1)[0]))
+    if node.op_type == "MaxPool":
+        if attrs.get("pads", [0, 0, 0, 0]) != [0, 0, 0, 0]:
+            raise ValueError(f"{node.name}: padded max-pool is not supported")
+        return ("pool", tuple(attrs["kernel_shape"]), tuple(attrs["strides"]))
+    if node.op_type == "Reshape":
+        return ("reshape", tuple(int(d) for d in inits[node.input[1]]))
+    raise ValueError(f"{node.name}: op {node.op_type} is not supported in the tuned tail")
 
 
 def tuned_model(tail, head):

@@ -60,7 +60,12 @@ from wakeword.training.dataset import (
 log = logging.getLogger(__name__)
 
 SPEECH_COMMANDS_SET = frozenset(SPEECH_COMMANDS)
-FRONT_END_FILES = {"melspectrogram": "melspectrogram.onnx", "embedding": "embedding_model.onnx"}
+# the mel model, its cut before the window-wide floor (the streaming front end's) and the embedding model
+FRONT_END_FILES = {
+    "melspectrogram": "melspectrogram.onnx",
+    "melspectrogram_raw": "melspectrogram_raw.onnx",
+    "embedding": "embedding_model.onnx",
+}
 BACKGROUND_TRAIN_DIRS = ("/usr/share/asterisk/sounds/es_MX_f_Allison", "/usr/share/asterisk/sounds/it_IT_m_Carlo")
 
 
@@ -148,6 +153,7 @@ class RealTraining:
     rooms: RoomBank | None = None
 
 
+# long: one split's recipe; the counts are keywords with defaults so callers (build_clips, tests) name only theirs
 def iter_clips(
     config: TrainConfig,
     items: Sequence[Item],
@@ -246,22 +252,14 @@ def build_clips(
     config: TrainConfig,
     items: Sequence[Item],
     split: str,
-    background: Background | None,
-    labels: Sequence[str],
-    copies: int,
-    snr_db: float | None = None,
-    noise_kind: str | None = None,
-    silence: int = 0,
-    seed_offset: int = 0,
-    speech: int = 0,
+    *args: Any,
     progress: Callable[[str], None] | None = None,
-    real: RealTraining | None = None,
+    **kwargs: Any,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """All clips and label indices of one split (:func:`iter_clips`, stacked)."""
+    """All clips and label indices of one split: :func:`iter_clips` with the same arguments, stacked;
+    ``progress`` hears every 10,000th clip."""
     pairs = []
-    for pair in iter_clips(
-        config, items, split, background, labels, copies, snr_db, noise_kind, silence, seed_offset, speech, real
-    ):
+    for pair in iter_clips(config, items, split, *args, **kwargs):
         pairs.append(pair)
         if progress and len(pairs) % 10_000 == 0:
             progress(f"{split} clips built: {len(pairs)}")
@@ -396,23 +394,21 @@ def train_head(
     torch.manual_seed(config.seed)
     model = make_head(x.shape[1], n_labels, config.width)
     groups = [{"params": list(model.parameters()), "lr": 2e-3, "weight_decay": 5e-2}]
-    return model, fit(
-        model,
-        groups,
-        x,
-        y,
-        xv,
-        yv,
-        n_labels,
-        config.epochs,
-        config.seed,
-        config.threads,
-        progress,
-        ema_decay=config.ema_decay,
-        mixup=config.mixup,
-    )
+    return model, fit(model, groups, x, y, xv, yv, n_labels, progress=progress, **_fit_options(config))
 
 
+def _fit_options(config: TrainConfig) -> dict[str, Any]:
+    """:func:`fit`'s schedule and regularisers as ``config`` sets them."""
+    return {
+        "epochs": config.epochs,
+        "seed": config.seed,
+        "threads": config.threads,
+        "ema_decay": config.ema_decay,
+        "mixup": config.mixup,
+    }
+
+
+# long: the training loop's knobs are its arguments, so tests drive it on toy data without a TrainConfig
 def fit(
     model,
     groups: list[dict],
@@ -444,9 +440,7 @@ def fit(
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in groups], total_steps=epochs * ((len(x) + 255) // 256)
     )
-    counts = np.bincount(y, minlength=n_labels).astype(np.float64)
-    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_labels, dtype=torch.float32)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
+    loss_fn = _balanced_loss(y, n_labels)
     yt = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(seed)
     mix_rng = np.random.default_rng([seed, 11])
@@ -464,13 +458,7 @@ def fit(
         for i in range(0, len(perm), 256):
             idx = np.sort(perm[i : i + 256])  # sorted: faster gathers from a large cache
             xb = torch.from_numpy(x[idx].astype(np.float32))
-            if mixup:
-                lam = float(mix_rng.beta(mixup, mixup))
-                other = torch.from_numpy(mix_rng.permutation(len(idx)))
-                out = model(lam * xb + (1 - lam) * xb[other])
-                loss = lam * loss_fn(out, yt[idx]) + (1 - lam) * loss_fn(out, yt[idx][other])
-            else:
-                loss = loss_fn(model(xb), yt[idx])
+            loss = _batch_loss(model, loss_fn, xb, yt[idx], mixup, mix_rng)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -486,6 +474,26 @@ def fit(
     model.load_state_dict(best_state)
     model.eval()
     return best
+
+
+def _balanced_loss(y: np.ndarray, n_labels: int):
+    """Cross-entropy with label smoothing, each class weighted by the inverse of its share of ``y``."""
+    torch = _torch()
+    counts = np.bincount(y, minlength=n_labels).astype(np.float64)
+    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / n_labels, dtype=torch.float32)
+    return torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=0.1)
+
+
+def _batch_loss(model, loss_fn, xb, yb, mixup: float, mix_rng: np.random.Generator):
+    """The loss of one batch; with ``mixup`` > 0, of its Beta(mixup, mixup) mix with a shuffled copy of itself,
+    against the same mix of the two targets."""
+    if not mixup:
+        return loss_fn(model(xb), yb)
+    torch = _torch()
+    lam = float(mix_rng.beta(mixup, mixup))
+    other = torch.from_numpy(mix_rng.permutation(len(yb)))
+    out = model(lam * xb + (1 - lam) * xb[other])
+    return lam * loss_fn(out, yb) + (1 - lam) * loss_fn(out, yb[other])
 
 
 def ema_decay_at(decay: float, n_averaged: int) -> float:
@@ -560,6 +568,45 @@ def calibrate_thresholds(
     return thresholds, report
 
 
+EMBEDDING_FILE = FRONT_END_FILES["embedding"]
+MEL_FILE = FRONT_END_FILES["melspectrogram"]
+RAW_MEL_FILE = FRONT_END_FILES["melspectrogram_raw"]
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What the steps of one training run share: the options, the planned clips, the recordings mixed into
+    them and where progress lines go."""
+
+    config: TrainConfig
+    items: list[Item]
+    labels: tuple[str, ...]
+    background: Background | None
+    real: RealTraining | None
+    digest: str  # in the cached features' keys: every planned clip, and the real speech
+    progress: Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class _Encoder:
+    """How clips become what is trained: embeddings for the head, or with ``tune_blocks`` the frozen front's
+    activations at the cut for the tuned tail and the head."""
+
+    kind: str  # in the cached features' names: "emb", or "mid{blocks}-s{step}"
+    encode: Callable[[np.ndarray, Callable[[np.ndarray], np.ndarray] | None], np.ndarray]  # (clips, mel_augment)
+    front_path: Path | None = None  # tune_blocks: the frozen front and the tail to train, as ONNX files
+    tail_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Trained:
+    head: Any  # the torch head to export
+    n_frames: int  # embeddings in the window it reads
+    val_accuracy: float
+    clips_train: int
+    clips_val: int
+
+
 def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.info("%s", m)) -> dict:
     """The whole pipeline; returns the metrics written to ``metrics.json``."""
     t0 = time.time()
@@ -567,6 +614,38 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
     if out.exists() and any(out.iterdir()) and not config.force:
         raise ConfigError(f"{out}: exists and is not empty; pass --force to overwrite it")
     labels = tuple(config.keywords) + (SILENCE, UNKNOWN)
+    items = _synthesised_plan(config, progress)
+    fe_dir = front_end_dir()
+    frontend = _front_end(fe_dir, config.threads)
+    data = _recordings(config, items, labels, progress)
+    tmp = out.with_name(out.name + ".partial")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+
+    trained = _train(data, _encoder(config, frontend, fe_dir, tmp, progress), fe_dir, tmp)
+    _write_model_files(config, trained, fe_dir, tmp)
+    metrics: dict = {"val_accuracy": trained.val_accuracy, **_test_accuracy(data, tmp)}
+    manifest = _manifest(data, trained, metrics, tmp)
+    _write_json(tmp / "manifest.json", manifest)
+    if config.real_speech:
+        _calibrate(data, manifest, metrics, tmp)
+    metrics["seconds"] = round(time.time() - t0, 1)
+    metrics["default_head"] = manifest["default_head"]
+    _write_json(tmp / "metrics.json", metrics)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    progress(f"model written to {out} in {metrics['seconds']} s")
+    return metrics
+
+
+def _write_json(path: Path, value: dict) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def _synthesised_plan(config: TrainConfig, progress: Callable[[str], None]) -> list[Item]:
+    """The planned clips, each synthesised (or found in the cache); progress at most every 5 s."""
     items = plan(
         config.keywords,
         config.seed,
@@ -586,17 +665,21 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             last[0] = time.time()
             progress(f"synthesised {n}/{total}")
 
-    items = synthesise_all(items, config.cache_dir, progress=synth_progress)
+    return synthesise_all(items, config.cache_dir, progress=synth_progress)
+
+
+def _front_end(directory: Path, threads: int) -> EmbeddingFrontEnd:
+    """The speech-embedding front end whose two ONNX files are in ``directory``."""
+    return EmbeddingFrontEnd(directory / MEL_FILE, directory / EMBEDDING_FILE, threads=threads, cache_size=0)
+
+
+def _recordings(
+    config: TrainConfig, items: list[Item], labels: tuple[str, ...], progress: Callable[[str], None]
+) -> _Run:
+    """The run's data: the planned clips with the background recordings and the real speech they are mixed with."""
     # cached features depend on every planned clip, not only on the options: a voice added to a pool
     # changes clips without changing the options or the count
     digest = plan_digest(items)
-    fe_dir = front_end_dir()
-    frontend = EmbeddingFrontEnd(
-        fe_dir / FRONT_END_FILES["melspectrogram"],
-        fe_dir / FRONT_END_FILES["embedding"],
-        threads=config.threads,
-        cache_size=0,
-    )
     background = _background(config.background_dirs) if config.background_dirs else None
     real = real_training(config, config.keywords) if config.real_speech else None
     if real is not None:
@@ -605,89 +688,91 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             f"{len(real.cuts)} keyword cuts as positives"
         )
         digest = plan_digest(items) + f"-real{len(real.cuts)}-{len(real.context.audio)}"
-    tmp = out.with_name(out.name + ".partial")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
+    return _Run(config, items, labels, background, real, digest, progress)
 
-    if config.tune_blocks:
-        from wakeword.training.finetune import (
-            FrozenFront,
-            load_tail,
-            param_groups,
-            split_model,
-            tuned_model,
-            write_tuned_embedding,
-        )
 
-        front_path, tail_path = split_model(fe_dir / FRONT_END_FILES["embedding"], config.tune_blocks, tmp / "split")
-        front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
-        kind = f"mid{config.tune_blocks}-s{config.embedding_step}"
+def _encoder(
+    config: TrainConfig, frontend: EmbeddingFrontEnd, fe_dir: Path, tmp: Path, progress: Callable[[str], None]
+) -> _Encoder:
+    if not config.tune_blocks:
+        return _Encoder("emb", lambda clips, mel_augment: embed(frontend, clips, progress, mel_augment))
+    from wakeword.training.finetune import FrozenFront, split_model
 
-        def encode(clips, mel_augment):
-            return encode_chunks(functools.partial(front, mel_augment=mel_augment), clips, progress)
+    front_path, tail_path = split_model(fe_dir / EMBEDDING_FILE, config.tune_blocks, tmp / "split")
+    front = FrozenFront(frontend, front_path, config.embedding_step, config.threads)
+
+    def encode(clips: np.ndarray, mel_augment: Callable[[np.ndarray], np.ndarray] | None) -> np.ndarray:
+        return encode_chunks(functools.partial(front, mel_augment=mel_augment), clips, progress)
+
+    return _Encoder(f"mid{config.tune_blocks}-s{config.embedding_step}", encode, front_path, tail_path)
+
+
+def _features(data: _Run, encoder: _Encoder, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded clips and label indices of the train or the val split, from the feature cache if it has them;
+    only training clips have their log-mel input augmented."""
+    config = data.config
+    if split == "train":
+        copies, silence, offset, speech = config.copies, config.silence_clips, 0, config.speech_negatives
     else:
-        kind = "emb"
-
-        def encode(clips, mel_augment):
-            return embed(frontend, clips, progress, mel_augment)
-
-    def feats(name, split, copies, silence=0, offset=0, speech=0):
-        mel_augment = None
-        if split == "train" and (config.augment.mel_warp_p or config.augment.mel_mask_p):
-            rng = np.random.default_rng([config.seed, 3])
-            mel_augment = functools.partial(augment_mel, rng, config=config.augment)
-        return _cached_features(
+        copies, silence, offset, speech = 1, config.silence_clips // 10, 1, config.speech_negatives // 10
+    mel_augment = None
+    if split == "train" and (config.augment.mel_warp_p or config.augment.mel_mask_p):
+        rng = np.random.default_rng([config.seed, 3])
+        mel_augment = functools.partial(augment_mel, rng, config=config.augment)
+    return _cached_features(
+        config,
+        split if encoder.kind == "emb" else f"{split}-{encoder.kind}",
+        lambda: build_clips(
             config,
-            name if kind == "emb" else f"{name}-{kind}",
-            lambda: build_clips(
-                config, items, split, background, labels, copies, None, None, silence, offset, speech, progress, real
-            ),
-            lambda clips: encode(clips, mel_augment),
-            f"{name}:{digest}",
-            progress,
-        )
+            data.items,
+            split,
+            data.background,
+            data.labels,
+            copies,
+            silence=silence,
+            seed_offset=offset,
+            speech=speech,
+            real=data.real,
+            progress=data.progress,
+        ),
+        lambda clips: encoder.encode(clips, mel_augment),
+        f"{split}:{data.digest}",
+        data.progress,
+    )
 
-    x, y = feats("train", "train", config.copies, silence=config.silence_clips, speech=config.speech_negatives)
-    xv, yv = feats("val", "val", 1, silence=config.silence_clips // 10, offset=1, speech=config.speech_negatives // 10)
-    if config.tune_blocks:
-        progress(f"activations at the cut: train {x.shape}, val {xv.shape}")
-        torch = _torch()
-        torch.manual_seed(config.seed)
-        net = tuned_model(load_tail(tail_path), make_head(x.shape[1], len(labels), config.width))
-        val_acc = fit(
-            net,
-            param_groups(net),
-            x,
-            y,
-            xv,
-            yv,
-            len(labels),
-            config.epochs,
-            config.seed,
-            config.threads,
-            progress,
-            ema_decay=config.ema_decay,
-            mixup=config.mixup,
-        )
-        model, n_frames = net.head, x.shape[1]
-        diff = write_tuned_embedding(
-            fe_dir / FRONT_END_FILES["embedding"], net.tail, tmp / FRONT_END_FILES["embedding"], front_path
-        )
-        progress(f"tuned embedding model written (ONNX vs torch: {diff:.1e})")
-        shutil.rmtree(tmp / "split")
-    else:
+
+def _train(data: _Run, encoder: _Encoder, fe_dir: Path, tmp: Path) -> _Trained:
+    """The head on the train split, kept at its best val accuracy; with ``tune_blocks`` the embedding model's
+    tail trains with it. The embedding model it runs after (tuned or not) is written into ``tmp``."""
+    config, progress = data.config, data.progress
+    x, y = _features(data, encoder, "train")
+    xv, yv = _features(data, encoder, "val")
+    if not config.tune_blocks:
         x, xv = every_step(x, config.embedding_step), every_step(xv, config.embedding_step)
         progress(f"features: train {x.shape}, val {xv.shape}")
-        model, val_acc = train_head(config, x, y, xv, yv, len(labels), progress)
-        n_frames = x.shape[1]
-        shutil.copy2(fe_dir / FRONT_END_FILES["embedding"], tmp / FRONT_END_FILES["embedding"])
-    n_train, n_val = len(x), len(xv)
-    del x, xv
+        head, val_acc = train_head(config, x, y, xv, yv, len(data.labels), progress)
+        shutil.copy2(fe_dir / EMBEDDING_FILE, tmp / EMBEDDING_FILE)
+        return _Trained(head, x.shape[1], val_acc, len(x), len(xv))
+    from wakeword.training.finetune import load_tail, param_groups, tuned_model, write_tuned_embedding
 
-    export_head(model, n_frames, tmp / "head.onnx")
+    assert encoder.front_path is not None and encoder.tail_path is not None
+    progress(f"activations at the cut: train {x.shape}, val {xv.shape}")
+    torch = _torch()
+    torch.manual_seed(config.seed)
+    net = tuned_model(load_tail(encoder.tail_path), make_head(x.shape[1], len(data.labels), config.width))
+    val_acc = fit(net, param_groups(net), x, y, xv, yv, len(data.labels), progress=progress, **_fit_options(config))
+    diff = write_tuned_embedding(fe_dir / EMBEDDING_FILE, net.tail, tmp / EMBEDDING_FILE, encoder.front_path)
+    progress(f"tuned embedding model written (ONNX vs torch: {diff:.1e})")
+    shutil.rmtree(tmp / "split")
+    return _Trained(net.head, x.shape[1], val_acc, len(x), len(xv))
+
+
+def _write_model_files(config: TrainConfig, trained: _Trained, fe_dir: Path, tmp: Path) -> None:
+    """The head in fp32 and int8, the mel front end and the speech-embedding model's licence (and notice)."""
+    export_head(trained.head, trained.n_frames, tmp / "head.onnx")
     quantize_head(tmp / "head.onnx", tmp / "head.int8.onnx")
-    shutil.copy2(fe_dir / FRONT_END_FILES["melspectrogram"], tmp / FRONT_END_FILES["melspectrogram"])
+    shutil.copy2(fe_dir / MEL_FILE, tmp / MEL_FILE)
+    shutil.copy2(fe_dir / RAW_MEL_FILE, tmp / RAW_MEL_FILE)
     shutil.copy2(fe_dir / "LICENSE", tmp / "LICENSE.speech-embedding")
     if config.tune_blocks:
         (tmp / "NOTICE.speech-embedding").write_text(
@@ -696,31 +781,49 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
             f"(fine-tuned with the keyword head). The graph is unchanged.\n"
         )
 
-    # held-out test sets through the written model's own front end (a tuned embedding model differs)
-    model_frontend = EmbeddingFrontEnd(
-        tmp / FRONT_END_FILES["melspectrogram"],
-        tmp / FRONT_END_FILES["embedding"],
-        threads=config.threads,
-        cache_size=0,
-    )
-    metrics: dict = {"val_accuracy": val_acc}
+
+def _test_accuracy(data: _Run, tmp: Path) -> dict[str, float]:
+    """Accuracy of both heads on the held-out test voices, clean and in pink noise at 10 and 0 dB, through the
+    written model's own front end (a tuned embedding model differs from the shipped one)."""
+    config = data.config
+    model_frontend = _front_end(tmp, config.threads)
+    metrics = {}
     test_sets = {"clean": (None, None), "snr10": (10.0, "pink"), "snr0": (0.0, "pink")}
     for name, (snr, noise) in test_sets.items():
-        clips, yt = build_clips(config, items, "test", background, labels, 1, snr, noise, 100, 2, 0)
+        clips, yt = build_clips(
+            config,
+            data.items,
+            "test",
+            data.background,
+            data.labels,
+            1,
+            snr_db=snr,
+            noise_kind=noise,
+            silence=100,
+            seed_offset=2,
+            speech=0,
+        )
         xt = every_step(embed(model_frontend, clips), config.embedding_step)
         for head in ("head.onnx", "head.int8.onnx"):
             metrics[f"{head}:{name}"] = onnx_accuracy(tmp / head, xt, yt)
+    return metrics
+
+
+def _manifest(data: _Run, trained: _Trained, metrics: dict, tmp: Path) -> dict[str, Any]:
+    """``manifest.json`` of the model in ``tmp``; the int8 head is the default unless it loses over 0.5 points."""
+    config = data.config
     int8_ok = metrics["head.int8.onnx:clean"] >= metrics["head.onnx:clean"] - 0.005
     files = {
-        "melspectrogram": FRONT_END_FILES["melspectrogram"],
-        "embedding": FRONT_END_FILES["embedding"],
+        "melspectrogram": MEL_FILE,
+        "melspectrogram_raw": RAW_MEL_FILE,
+        "embedding": EMBEDDING_FILE,
         "head": "head.onnx",
         "head_int8": "head.int8.onnx",
     }
-    manifest: dict[str, Any] = {
+    return {
         "format": "wakeword-model/1",
         "architecture": ARCHITECTURE,
-        "labels": list(labels),
+        "labels": list(data.labels),
         "keywords": list(config.wake_words or config.keywords),
         "sampling_rate": SAMPLE_RATE,
         "window_samples": config.window_samples,
@@ -729,52 +832,53 @@ def run(config: TrainConfig, progress: Callable[[str], None] = lambda m: log.inf
         "embedding_tuned_blocks": config.tune_blocks,
         "default_head": "head_int8" if int8_ok else "head",
         "files": {k: {"path": v, "sha256": sha256_file(tmp / v)} for k, v in files.items()},
-        "training": {
-            "seed": config.seed,
-            "per_keyword": config.per_keyword,
-            "per_unknown_word": config.per_unknown_word,
-            "test_per_keyword": config.test_per_keyword,
-            "unknown_words": list(config.unknown_words),
-            "festival": config.festival,
-            "flite": config.flite,
-            "tune_blocks": config.tune_blocks,
-            "pitch_p": config.augment.pitch_p,
-            "mel_warp_p": config.augment.mel_warp_p,
-            "mel_mask_p": config.augment.mel_mask_p,
-            "copies": config.copies,
-            "silence_clips": config.silence_clips,
-            "speech_negatives": config.speech_negatives,
-            "embedding_step": config.embedding_step,
-            "epochs": config.epochs,
-            "width": config.width,
-            "clips_train": n_train,
-            "clips_val": n_val,
-            "nonfree_voices": config.nonfree_voices,
-            "ema_decay": config.ema_decay,
-            "mixup": config.mixup,
-            # engine:voice (espeak: engine:accent) of the clips actually planned
-            "voices_train": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split != "test"}),
-            "voices_test": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split == "test"}),
-        },
+        "training": _recipe(data, trained),
     }
-    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    if config.real_speech:
-        manifest["thresholds"], metrics["calibration"] = calibrate_thresholds(config, tmp, items, progress)
-        manifest["training"]["real_speech"] = {
-            "cuts": len(real.cuts) if real else 0,
-            "context_minutes": round(len(real.context.audio) / SAMPLE_RATE / 60, 1) if real else 0,
-            "real_copies": config.real_copies,
-            "context_p": config.augment.context_p,
-            "room_p": config.augment.room_p,
-            "channel_p": config.augment.channel_p,
-            "target_fa_per_hour": config.target_fa_per_hour,
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    metrics["seconds"] = round(time.time() - t0, 1)
-    metrics["default_head"] = manifest["default_head"]
-    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    progress(f"model written to {out} in {metrics['seconds']} s")
-    return metrics
+
+
+def _recipe(data: _Run, trained: _Trained) -> dict[str, Any]:
+    """The manifest's ``training``: the options that shaped the data and the model, and the voices used."""
+    config, items = data.config, data.items
+    return {
+        "seed": config.seed,
+        "per_keyword": config.per_keyword,
+        "per_unknown_word": config.per_unknown_word,
+        "test_per_keyword": config.test_per_keyword,
+        "unknown_words": list(config.unknown_words),
+        "festival": config.festival,
+        "flite": config.flite,
+        "tune_blocks": config.tune_blocks,
+        "pitch_p": config.augment.pitch_p,
+        "mel_warp_p": config.augment.mel_warp_p,
+        "mel_mask_p": config.augment.mel_mask_p,
+        "copies": config.copies,
+        "silence_clips": config.silence_clips,
+        "speech_negatives": config.speech_negatives,
+        "embedding_step": config.embedding_step,
+        "epochs": config.epochs,
+        "width": config.width,
+        "clips_train": trained.clips_train,
+        "clips_val": trained.clips_val,
+        "nonfree_voices": config.nonfree_voices,
+        "ema_decay": config.ema_decay,
+        "mixup": config.mixup,
+        # engine:voice (espeak: engine:accent) of the clips actually planned
+        "voices_train": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split != "test"}),
+        "voices_test": sorted({f"{i.voice.engine}:{i.voice.name}" for i in items if i.split == "test"}),
+    }
+
+
+def _calibrate(data: _Run, manifest: dict[str, Any], metrics: dict, tmp: Path) -> None:
+    """Each wake word's threshold on real speech into the manifest (rewritten), the calibration into ``metrics``."""
+    config, real = data.config, data.real
+    manifest["thresholds"], metrics["calibration"] = calibrate_thresholds(config, tmp, data.items, data.progress)
+    manifest["training"]["real_speech"] = {
+        "cuts": len(real.cuts) if real else 0,
+        "context_minutes": round(len(real.context.audio) / SAMPLE_RATE / 60, 1) if real else 0,
+        "real_copies": config.real_copies,
+        "context_p": config.augment.context_p,
+        "room_p": config.augment.room_p,
+        "channel_p": config.augment.channel_p,
+        "target_fa_per_hour": config.target_fa_per_hour,
+    }
+    _write_json(tmp / "manifest.json", manifest)
