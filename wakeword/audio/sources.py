@@ -55,6 +55,21 @@ class AudioSource(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class StoppableSource(AudioSource, Protocol):
+    """A source that another thread can end (a microphone, raw PCM on stdin)."""
+
+    def stop(self) -> None: ...
+
+
+@runtime_checkable
+class LossCountingSource(AudioSource, Protocol):
+    """A source fed in real time that counts what it lost: device overflows and blocks it had to drop."""
+
+    overflows: int
+    dropped_blocks: int
+
+
 class Conditioner:
     """Converts blocks of one stream to 16 kHz mono float32, keeping resampler state.
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
-from wakeword.audio.sources import AudioSource
+from wakeword.audio.sources import AudioSource, LossCountingSource, StoppableSource
 from wakeword.errors import DeviceError
 from wakeword.pcm import SAMPLE_RATE
 
@@ -54,15 +54,18 @@ class RecoveringSource:
 
     @property
     def overflows(self) -> int:
-        return self._retired_overflows + int(getattr(self._current, "overflows", 0))
+        current = self._current
+        return self._retired_overflows + (current.overflows if isinstance(current, LossCountingSource) else 0)
 
     @property
     def dropped_blocks(self) -> int:
-        return self._retired_dropped + int(getattr(self._current, "dropped_blocks", 0))
+        current = self._current
+        return self._retired_dropped + (current.dropped_blocks if isinstance(current, LossCountingSource) else 0)
 
     def _retire(self, source: AudioSource) -> None:
-        self._retired_overflows += int(getattr(source, "overflows", 0))
-        self._retired_dropped += int(getattr(source, "dropped_blocks", 0))
+        if isinstance(source, LossCountingSource):
+            self._retired_overflows += source.overflows
+            self._retired_dropped += source.dropped_blocks
         self._current = None
         self.connected = False
         try:
@@ -99,7 +102,7 @@ class RecoveringSource:
                 self.failures += 1
                 failed = True
                 self.last_error = str(e)
-                log.warning("%s: %s; retrying in %.1f s", getattr(source, "name", self.name), e, backoff)
+                log.warning("%s: %s; retrying in %.1f s", source.name if source is not None else self.name, e, backoff)
             finally:
                 if source is not None:
                     self._retire(source)
@@ -111,9 +114,8 @@ class RecoveringSource:
         """End ``blocks()`` soon: interrupts a backoff wait and the current source (thread-safe)."""
         self._stop.set()
         current = self._current
-        stop = getattr(current, "stop", None)
-        if stop is not None:
-            stop()
+        if isinstance(current, StoppableSource):
+            current.stop()
 
     def close(self) -> None:
         self.stop()
