@@ -1,25 +1,4 @@
 """Audio in: sources (files, raw streams, arrays, microphones) that deliver the engine's internal format."""
 
-from wakeword.audio.sources import (
-    ArraySource,
-    AudioSource,
-    Conditioner,
-    FileSource,
-    MicrophoneSource,
-    RawStreamSource,
-    Reframer,
-    list_input_devices,
-    read_file,
-)
-
-__all__ = [
-    "ArraySource",
-    "AudioSource",
-    "Conditioner",
-    "FileSource",
-    "MicrophoneSource",
-    "RawStreamSource",
-    "Reframer",
-    "list_input_devices",
-    "read_file",
-]
+from wakeword.audio.sources import *  # noqa: F403  # the package's surface is its sources module's __all__
+from wakeword.audio.sources import __all__ as __all__

@@ -27,14 +27,15 @@ from wakeword.errors import AudioFileError, ConfigError, DeviceError, InvalidAud
 from wakeword.pcm import SAMPLE_RATE
 
 __all__ = [
-    "SAMPLE_RATE",
     "ArraySource",
     "AudioSource",
     "Conditioner",
     "FileSource",
+    "LossCountingSource",
     "MicrophoneSource",
     "RawStreamSource",
     "Reframer",
+    "StoppableSource",
     "list_input_devices",
     "read_file",
 ]

@@ -34,7 +34,16 @@ import numpy as np
 
 from wakeword.errors import InvalidAudioError
 
-__all__ = ["EmbeddingStream"]
+__all__ = [
+    "EMBEDDING_DIM",
+    "EMBEDDING_FRAMES",
+    "EMBEDDING_STRIDE",
+    "INT16_SCALE",
+    "MEL_BINS",
+    "MEL_HOP",
+    "MEL_WINDOW",
+    "EmbeddingStream",
+]
 
 MEL_HOP = 160
 MEL_WINDOW = 512

@@ -23,23 +23,36 @@ from typing import Any
 import numpy as np
 
 from wakeword.classifiers.base import ModelInfo
-from wakeword.classifiers.embedding_stream import EmbeddingStream
+from wakeword.classifiers.embedding_stream import (  # the front end's geometry, defined once
+    EMBEDDING_DIM,
+    EMBEDDING_FRAMES,
+    EMBEDDING_STRIDE,
+    INT16_SCALE,
+    MEL_HOP,
+    MEL_WINDOW,
+    EmbeddingStream,
+)
 from wakeword.errors import ModelError
 from wakeword.manifest import MANIFEST, read_manifest, verified_file
 from wakeword.onnxrt import open_session
 from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["ARCHITECTURE", "EmbeddingFrontEnd", "SpeechEmbeddingClassifier", "embedding_count", "mel_frames"]
+__all__ = [
+    "ARCHITECTURE",
+    "EMBEDDING_DIM",
+    "EMBEDDING_FRAMES",
+    "EMBEDDING_STRIDE",
+    "MEL_HOP",
+    "MEL_WINDOW",
+    "EmbeddingFrontEnd",
+    "SpeechEmbeddingClassifier",
+    "embedding_count",
+    "mel_frames",
+]
 
 log = logging.getLogger(__name__)
 
 ARCHITECTURE = "speech-embedding-head"
-MEL_HOP = 160
-MEL_WINDOW = 512
-EMBEDDING_FRAMES = 76
-EMBEDDING_STRIDE = 8
-EMBEDDING_DIM = 96
-INT16_SCALE = 32767.0  # the front end was trained on int16-valued audio
 
 
 def _session(path: Path, threads: int | None):
