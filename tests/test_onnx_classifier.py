@@ -305,3 +305,35 @@ def test_runtime_never_imports_torch(ast_dir, root):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("[{'score': ")
+
+
+def test_the_exported_model_path_keeps_memory_flat_and_per_hop_scratch_bounded(ast_dir):
+    """2,000 hops of an exported AST through Engine.process: flat memory, and per hop no more transient memory
+    than numpy's own scratch (its ufunc iterator buffers 8,192 elements, pocketfft pads the 400-sample frames):
+    the feature buffers, model input and output are preallocated. Measured: 269 KB here, 578 KB before."""
+    import gc
+    import tracemalloc
+
+    from wakeword.engine import Engine, EngineConfig
+    from wakeword.stream.vad import VadConfig
+
+    classifier = OnnxClassifier(ast_dir, threads=1)
+    engine = Engine(classifier, EngineConfig(vad=VadConfig(enabled=False), hop_ms=80))
+    rng = np.random.default_rng(0)
+    blocks = [(0.05 * rng.standard_normal(1280)).astype(np.float32) for _ in range(50)]
+    for block in blocks * 4:
+        engine.process(block)  # warm-up
+    tracemalloc.start()
+    try:
+        gc.collect()
+        start = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        for block in blocks * 40:
+            engine.process(block)
+        gc.collect()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert engine.stats.classified_hops >= 2000
+    assert current - start < 64 * 1024, f"memory grew by {current - start} bytes over 2,000 hops"
+    assert peak - start < 320 * 1024, f"a hop allocated up to {peak - start} bytes at once"

@@ -247,10 +247,14 @@ class AstFbank:
         self._mel = kaldi_mel_filters(o.num_mel_bins, o.fft_length, o.sample_rate, o.low_freq_hz, o.sample_rate / 2)
         # Kaldi's "hanning" is the symmetric Hann window
         self._window = np.hanning(o.frame_length)
-        self._frames = np.zeros((o.max_length, o.fft_length), dtype=np.float64)
+        # contiguous frames: in-place ufuncs on a strided slice buffer a copy; rfft zero-pads to fft_length itself
+        self._frames = np.zeros((o.max_length, o.frame_length), dtype=np.float64)
         self._spectrum = np.empty((o.max_length, o.fft_length // 2 + 1), dtype=np.complex128)
         self._power = np.empty((o.max_length, o.fft_length // 2 + 1), dtype=np.float64)
         self._logmel = np.empty((o.max_length, o.num_mel_bins), dtype=np.float64)
+        # scratch for the pre-emphasis term and the imaginary part's square: no per-call allocation
+        self._shifted = np.empty((o.max_length, o.frame_length - 1), dtype=np.float64)
+        self._imag_sq = np.empty((o.max_length, o.fft_length // 2 + 1), dtype=np.float64)
         # padding frames are zeros before normalisation
         self._pad_value = -o.mean / (2.0 * o.std) if o.do_normalize else 0.0
 
@@ -269,17 +273,18 @@ class AstFbank:
         n = min(self.num_frames(x.shape[0]), o.max_length)
         if n:
             frames = self._frames[:n]
-            frames[:, : o.frame_length] = sliding_window_view(x, o.frame_length)[:: o.hop_length][:n]
-            body = frames[:, : o.frame_length]
+            frames[:] = sliding_window_view(x, o.frame_length)[:: o.hop_length][:n]
+            body = frames
             body -= body.mean(axis=1, keepdims=True)
-            # pre-emphasis; the right side is evaluated before the in-place update
-            body[:, 1:] -= o.preemphasis * body[:, :-1]
+            # pre-emphasis; the right side is evaluated (into scratch) before the in-place update
+            shifted = np.multiply(body[:, :-1], o.preemphasis, out=self._shifted[:n])
+            body[:, 1:] -= shifted
             body[:, 0] *= 1.0 - o.preemphasis
             body *= self._window
             spectrum = _rfft(frames, o.fft_length, self._spectrum[:n])
             power = self._power[:n]
             np.multiply(spectrum.real, spectrum.real, out=power)
-            power += spectrum.imag * spectrum.imag
+            power += np.multiply(spectrum.imag, spectrum.imag, out=self._imag_sq[:n])
             logmel = self._logmel[:n]
             np.dot(power, self._mel, out=logmel)
             np.maximum(logmel, _KALDI_LOG_FLOOR, out=logmel)
@@ -362,6 +367,7 @@ class WhisperLogMel:
         self._frames = np.empty((o.n_frames, o.n_fft), dtype=np.float64)
         self._spectrum = np.empty((o.n_frames, o.n_fft // 2 + 1), dtype=np.complex128)
         self._power = np.empty((o.n_frames, o.n_fft // 2 + 1), dtype=np.float64)
+        self._imag_sq = np.empty((o.n_frames, o.n_fft // 2 + 1), dtype=np.float64)  # scratch: no per-call allocation
         self._logmel = np.empty((o.n_frames, o.feature_size), dtype=np.float64)  # frame-major
 
     def input_shape(self, num_samples: int) -> tuple[int, ...]:
@@ -390,7 +396,7 @@ class WhisperLogMel:
             spectrum = _rfft(frames, o.n_fft, self._spectrum[:active])
             power = self._power[:active]
             np.multiply(spectrum.real, spectrum.real, out=power)
-            power += spectrum.imag * spectrum.imag
+            power += np.multiply(spectrum.imag, spectrum.imag, out=self._imag_sq[:active])
             head = logmel[:active]
             np.dot(power, self._mel, out=head)
             np.maximum(head, 1e-10, out=head)
