@@ -394,12 +394,13 @@ class RawStreamSource:
             chunk = self._read(want)
             if not chunk:
                 break
-            data = carry + chunk
+            data = carry + chunk if carry else chunk  # reads are whole frames almost always: no join, no copy
             usable = len(data) - len(data) % frame_bytes
-            carry = data[usable:]
+            carry = data[usable:] if usable < len(data) else b""
             if not usable:
                 continue
-            samples = np.frombuffer(data[:usable], dtype=self.dtype).reshape(-1, self.channels)
+            count = usable // self.dtype.itemsize
+            samples = np.frombuffer(data, dtype=self.dtype, count=count).reshape(-1, self.channels)
             total += samples.shape[0]
             out = convert(samples)
             if out.size:
