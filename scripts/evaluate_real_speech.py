@@ -70,6 +70,7 @@ def main() -> int:
     p.add_argument("--real-cache", type=Path, default=default_cache_dir())
     p.add_argument("--json", type=Path)
     p.add_argument("--skip", default="", help="comma-separated sections to skip: keywords,recall,fa")
+    p.add_argument("--hop-ms", type=int, default=None, help="engine hop for recall and fa (default: the model's)")
     args = p.parse_args()
     model = SpeechEmbeddingClassifier(args.model)
     word = args.wake_word or (model.info.keywords[0] if model.info.keywords else model.info.labels[0])
@@ -78,7 +79,7 @@ def main() -> int:
     skip = set(args.skip.split(","))
     rs = RealSpeech(args.real_cache)
     threshold = model.info.thresholds.get(word, 0.5)
-    result: dict = {"model": str(args.model), "wake_word": word, "stored_threshold": threshold}
+    result: dict = {"model": str(args.model), "wake_word": word, "stored_threshold": threshold, "hop_ms": args.hop_ms}
     if "keywords" not in skip:
         cuts = load_keywords()
         for kind in ("isolated", "phrase"):
@@ -92,14 +93,16 @@ def main() -> int:
             )
     if "recall" not in skip:
         clips = heldout_clips(model, word, args.cache)
-        rec = wake_word_stream(model, word, clips + clips, rs)  # each clip twice, at two drawn levels
+        rec = wake_word_stream(
+            model, word, clips + clips, rs, hop_ms=args.hop_ms
+        )  # each clip twice, at two drawn levels
         result["recall_in_real_talkers"] = rec
         log(
             f"{word!r} in real talkers: recall {rec['recall'].get(threshold)} at {threshold} "
             f"({rec['positives']} insertions)"
         )
     if "fa" not in skip:
-        fa = false_accepts(model, word, rs)
+        fa = false_accepts(model, word, rs, hop_ms=args.hop_ms)
         result["false_accepts"] = fa
         log(
             f"{word!r} false accepts: {fa['per_hour'].get(threshold):.2f}/h at {threshold} over "

@@ -26,15 +26,16 @@ def tool(*argv: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "argv",
     [
-        ("ruff", "check", "wakeword", "tests", "scripts"),
-        ("ruff", "format", "--check", "wakeword", "tests", "scripts"),
-        ("lint-imports",),
-        ("mypy",),
+        ("ruff", "check", "--no-cache", "wakeword", "tests", "scripts"),
+        ("ruff", "format", "--no-cache", "--check", "wakeword", "tests", "scripts"),
+        ("lint-imports", "--no-cache"),
+        ("mypy", "--cache-dir", "{tmp}"),
     ],
     ids=["ruff-check", "ruff-format", "import-contracts", "mypy"],
 )
-def test_tool_passes(argv):
-    proc = tool(*argv)
+def test_tool_passes(argv, tmp_path):
+    """Each tool's cache goes to the test's temp dir (or none is written), never into the checkout."""
+    proc = tool(*(a.format(tmp=tmp_path) for a in argv))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
 
 

@@ -10,7 +10,7 @@ import re
 import pytest
 
 from wakeword.classifiers.shipped import default_model_dir
-from wakeword.cli.app import _build_parser  # noqa: PLC2701  # the parser itself is what is under test
+from wakeword.cli.app import build_parser
 from wakeword.config import Settings, default_text
 from wakeword.daemon import serve
 from wakeword.stream.capture import CaptureConfig
@@ -25,7 +25,7 @@ def subparser(name: str) -> argparse.ArgumentParser:
     if name == "serve":
         parser = argparse.ArgumentParser(prog="wakeword")
         return serve.add_parser(parser.add_subparsers())
-    actions = _build_parser()._subparsers._group_actions[0]  # the subcommands action
+    actions = build_parser()._subparsers._group_actions[0]  # argparse keeps the subcommands action here
     return actions.choices[name]
 
 

@@ -17,7 +17,15 @@ from typing import Any
 
 from wakeword.errors import ModelError
 
-__all__ = ["MANIFEST", "read_manifest", "sha256_bytes", "sha256_file", "verified_file", "write_manifest"]
+__all__ = [
+    "MANIFEST",
+    "read_manifest",
+    "sha256_bytes",
+    "sha256_file",
+    "verified_bytes",
+    "verified_file",
+    "write_manifest",
+]
 
 MANIFEST = "manifest.json"
 
@@ -53,9 +61,7 @@ def read_manifest(model_dir: str | Path, hint: str = "not a wakeword model direc
     return manifest
 
 
-def verified_file(model_dir: Path, name: object, expected_sha256: object) -> Path:
-    """``model_dir/name`` after checking that ``name`` is a plain file name, that it exists and
-    has the recorded sha256 (both as read from a manifest, so of any type)."""
+def _checked_path(model_dir: Path, name: object, expected_sha256: object) -> Path:
     if not isinstance(name, str) or Path(name).name != name:
         raise ModelError(f"{model_dir / MANIFEST}: file name {name!r} must be a plain file name")
     path = model_dir / name
@@ -63,13 +69,31 @@ def verified_file(model_dir: Path, name: object, expected_sha256: object) -> Pat
         raise ModelError(f"{path}: missing model file")
     if not isinstance(expected_sha256, str):
         raise ModelError(f"{model_dir / MANIFEST}: no sha256 recorded for {name}")
-    actual = sha256_file(path)
-    if actual != expected_sha256:
+    return path
+
+
+def _check_digest(path: Path, actual: str, expected: str) -> None:
+    if actual != expected:
         raise ModelError(
-            f"{path}: checksum mismatch (sha256 {actual[:16]}..., manifest says {expected_sha256[:16]}...); "
+            f"{path}: checksum mismatch (sha256 {actual[:16]}..., manifest says {expected[:16]}...); "
             "the file is corrupt or changed since it was written"
         )
+
+
+def verified_file(model_dir: Path, name: object, expected_sha256: object) -> Path:
+    """``model_dir/name`` after checking that it exists and has the recorded sha256."""
+    path = _checked_path(model_dir, name, expected_sha256)
+    _check_digest(path, sha256_file(path), str(expected_sha256))
     return path
+
+
+def verified_bytes(model_dir: Path, name: object, expected_sha256: object) -> bytes:
+    """The bytes of ``model_dir/name``, read once and checked against the recorded sha256 (so what is loaded is
+    exactly what was checked)."""
+    path = _checked_path(model_dir, name, expected_sha256)
+    data = path.read_bytes()
+    _check_digest(path, sha256_bytes(data), str(expected_sha256))
+    return data
 
 
 def write_manifest(path: str | Path, manifest: dict[str, Any]) -> None:

@@ -16,7 +16,15 @@ import numpy as np
 from wakeword.errors import ModelError
 from wakeword.pcm import SAMPLE_RATE
 
-__all__ = ["Classifier", "ModelInfo", "ScoreStream", "StreamingClassifier", "default_keywords"]
+__all__ = ["Classifier", "ModelInfo", "ScoreStream", "StreamingClassifier", "default_keywords", "softmax"]
+
+
+def softmax(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Probabilities of ``logits`` written into ``out`` (no allocation); returns ``out``."""
+    np.subtract(logits, logits.max(), out=out)
+    np.exp(out, out=out)
+    out /= out.sum()
+    return out
 
 
 def default_keywords(labels: tuple[str, ...]) -> tuple[str, ...]:

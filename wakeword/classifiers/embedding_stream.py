@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from wakeword.classifiers.base import softmax
 from wakeword.errors import InvalidAudioError
 
 __all__ = [
@@ -138,11 +139,7 @@ class EmbeddingStream:
         """Probabilities for the window of the stream ending at absolute sample ``end_sample``."""
         self.embed(window, end_sample)
         self._head.run_with_iobinding(self._head_binding)
-        logits = self._logits[0]
-        np.subtract(logits, logits.max(), out=self._scores)
-        np.exp(self._scores, out=self._scores)
-        self._scores /= self._scores.sum()
-        return self._scores.copy()
+        return softmax(self._logits[0], self._scores).copy()
 
     def embed(self, window: np.ndarray, end_sample: int) -> np.ndarray:
         """The feature stage: the head's input for this window, (1, embeddings, 96), computed from the new frames."""

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from wakeword.classifiers.base import ModelInfo
+from wakeword.classifiers.base import ModelInfo, softmax
 from wakeword.classifiers.clips import top_predictions
 from wakeword.errors import ConfigError, InvalidAudioError, ModelError
 from wakeword.features import FeatureExtractor, build_feature_extractor
-from wakeword.manifest import MANIFEST, read_manifest, sha256_bytes, verified_file
+from wakeword.manifest import MANIFEST, read_manifest, verified_bytes, verified_file
 from wakeword.onnxrt import default_threads, open_session
 from wakeword.pcm import SAMPLE_RATE
 
@@ -70,13 +70,6 @@ def _load_manifest(model_dir: Path) -> dict[str, Any]:
     if manifest["window_samples"] <= 0:
         raise ModelError(f"{path}: window_samples must be positive")
     return manifest
-
-
-def _softmax(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
-    np.subtract(logits, logits.max(), out=out)
-    np.exp(out, out=out)
-    out /= out.sum()
-    return out
 
 
 def _sigmoid(logits: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -193,7 +186,7 @@ class OnnxClassifier:
     # -- internals
 
     def _probabilities(self, logits: np.ndarray, out: np.ndarray) -> np.ndarray:
-        return _sigmoid(logits, out) if self._multi_label else _softmax(logits, out)
+        return _sigmoid(logits, out) if self._multi_label else softmax(logits, out)
 
     def _run_bound(self) -> None:
         try:
@@ -207,18 +200,18 @@ class OnnxClassifier:
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise ModelError(f"{self.model_dir / MANIFEST}: models.{self.precision} must list file names")
         files = self.manifest["files"]
+        first = self.model_dir / names[0]
+        if verify and len(names) == 1:  # one read: ONNX Runtime loads exactly the checked bytes
+            return open_session(
+                verified_bytes(self.model_dir, names[0], (files.get(names[0]) or {}).get("sha256")),
+                self.threads,
+                name=first,
+            )
         for name in names:
             if verify:
                 verified_file(self.model_dir, name, (files.get(name) or {}).get("sha256"))
             elif not (self.model_dir / name).is_file():
                 raise ModelError(f"{self.model_dir / name}: missing model file")
-        first = self.model_dir / names[0]
-        if verify and len(names) == 1:
-            # load exactly the bytes whose hash was checked, so a file swapped in between is caught
-            model_bytes = first.read_bytes()
-            if sha256_bytes(model_bytes) != files[names[0]]["sha256"]:
-                raise ModelError(f"{first}: checksum mismatch; the file changed while it was loaded")
-            return open_session(model_bytes, self.threads, name=first)
         return open_session(first, self.threads, name=first)
 
     def _check_io(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from wakeword.classifiers.base import ModelInfo
+from wakeword.classifiers.base import ModelInfo, softmax
 from wakeword.classifiers.embedding_stream import (  # the front end's geometry, defined once
     EMBEDDING_DIM,
     EMBEDDING_FRAMES,
@@ -84,6 +84,7 @@ class EmbeddingFrontEnd:
         self.step = step
         self._mel = _session(mel_path, threads)
         self._emb = _session(embedding_path, threads)
+        self.mel_session = self._mel  # the shipped mel model (benchmarks, parity scripts)
         self.embedding_session = self._emb  # shared with the streaming front end
         self._mel_input = self._mel.get_inputs()[0].name
         self._emb_input = self._emb.get_inputs()[0].name
@@ -213,9 +214,10 @@ class SpeechEmbeddingClassifier:
             raise ModelError(f"{self.model_dir / MANIFEST}: a file entry must be {{path, sha256}}, got {entry!r}")
         return verified_file(self.model_dir, entry.get("path"), entry.get("sha256"))
 
-    def open_stream(self, hop_samples: int) -> EmbeddingStream | None:
+    def open_stream(self, hop_samples: int, refloor: bool = False) -> EmbeddingStream | None:
         """A streaming scorer for one stream (``None``: this model or hop cannot stream; the engine then
-        scores whole windows). Streams share the ONNX Runtime sessions, not their state."""
+        scores whole windows). Streams share the ONNX Runtime sessions, not their state. ``refloor``: see
+        :class:`EmbeddingStream` (exact parity with :meth:`scores`, more embeddings)."""
         if self._raw_mel_path is None or hop_samples % MEL_HOP or self.info.window_samples % MEL_HOP:
             return None
         if self._raw_mel is None:
@@ -227,6 +229,7 @@ class SpeechEmbeddingClassifier:
             self.info.window_samples,
             self.frontend.step,
             hop_samples,
+            refloor=refloor,
         )
 
     def logits(self, embeddings: np.ndarray) -> np.ndarray:
@@ -234,5 +237,4 @@ class SpeechEmbeddingClassifier:
 
     def scores(self, window: np.ndarray) -> np.ndarray:
         z = self.logits(self.frontend(window))
-        e = np.exp(z - z.max())
-        return (e / e.sum()).astype(np.float32)
+        return softmax(z, np.empty(z.shape, dtype=np.float32))

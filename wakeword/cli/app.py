@@ -212,7 +212,7 @@ def _add_output_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--force", action="store_true", help="let --save-config overwrite an existing file")
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="wakeword", description="On-device wake-word streaming engine.")
     parser.add_argument("--version", action="version", version=f"wakeword {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging on stderr (-vv: debug)")
@@ -368,7 +368,7 @@ def _run_external(module_name: str, command: str, argv: Sequence[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = _build_parser()
+    parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     logging.basicConfig(
         level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(getattr(args, "verbose", 0), 2)],

@@ -91,30 +91,32 @@ def split_features(classifier: Any, clock: StageClock) -> bool:
     return False
 
 
+class _ScoreRecorder:
+    """Times a scoring call as ``classifier`` and keeps the scores of ``columns``: shared by both paths."""
+
+    def __init__(self, clock: StageClock, keep: list[np.ndarray] | None, columns: np.ndarray | None) -> None:
+        self.clock, self.keep, self.columns = clock, keep, columns
+
+    def __call__(self, score: Callable[..., np.ndarray], *args: Any) -> np.ndarray:
+        t0 = time.perf_counter_ns()
+        out = score(*args)
+        self.clock.add("classifier", time.perf_counter_ns() - t0)
+        if self.keep is not None:
+            self.keep.append(np.array(out[self.columns], dtype=np.float32))
+        return out
+
+
 class _TimedClassifier(_Forwarding):
     """The classifier, timed as ``classifier`` (features + inference + softmax)."""
 
-    def __init__(
-        self,
-        inner: Classifier,
-        clock: StageClock,
-        keep: list[np.ndarray] | None,
-        columns: np.ndarray | None,
-        time_features: bool = False,
-    ) -> None:
+    def __init__(self, inner: Classifier, clock: StageClock, record: _ScoreRecorder, time_features: bool) -> None:
         super().__init__(inner)
         object.__setattr__(self, "_clock", clock)
-        object.__setattr__(self, "_keep", keep)
-        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_record", record)
         object.__setattr__(self, "_time_features", time_features)
 
     def scores(self, window: np.ndarray) -> np.ndarray:
-        t0 = time.perf_counter_ns()
-        out = self._inner.scores(window)
-        self._clock.add("classifier", time.perf_counter_ns() - t0)
-        if self._keep is not None:
-            self._keep.append(np.array(out[self._columns], dtype=np.float32))
-        return out
+        return self._record(self._inner.scores, window)
 
     def open_stream(self, hop_samples: int) -> _TimedStream | None:
         """The inner classifier's streaming scorer, timed and recorded like ``scores``."""
@@ -125,27 +127,18 @@ class _TimedClassifier(_Forwarding):
             return None
         if self._time_features:
             split_features(inner, self._clock)
-        return _TimedStream(inner, self._clock, self._keep, self._columns)
+        return _TimedStream(inner, self._record)
 
 
 class _TimedStream(_Forwarding):
-    """A classifier's stream, timed as ``classifier`` like the whole-window path."""
+    """A classifier's stream, timed and recorded like the whole-window path."""
 
-    def __init__(
-        self, inner: ScoreStream, clock: StageClock, keep: list[np.ndarray] | None, columns: np.ndarray | None
-    ) -> None:
+    def __init__(self, inner: ScoreStream, record: _ScoreRecorder) -> None:
         super().__init__(inner)
-        object.__setattr__(self, "_clock", clock)
-        object.__setattr__(self, "_keep", keep)
-        object.__setattr__(self, "_columns", columns)
+        object.__setattr__(self, "_record", record)
 
     def scores(self, window: np.ndarray, end_sample: int) -> np.ndarray:
-        t0 = time.perf_counter_ns()
-        out = self._inner.scores(window, end_sample)
-        self._clock.add("classifier", time.perf_counter_ns() - t0)
-        if self._keep is not None:
-            self._keep.append(np.array(out[self._columns], dtype=np.float32))
-        return out
+        return self._record(self._inner.scores, window, end_sample)
 
     def reset(self) -> None:
         self._inner.reset()
@@ -197,7 +190,7 @@ def instrument(
         split_features(classifier, clock)
     if transcriber is not None:
         transcriber = _TimedTranscriber(transcriber, clock)
-    proxy = _TimedClassifier(classifier, clock, keep_scores, score_columns, time_features=features)
+    proxy = _TimedClassifier(classifier, clock, _ScoreRecorder(clock, keep_scores, score_columns), features)
     engine = Engine(proxy, config, transcriber=transcriber)
     engine.gate = _TimedGate(engine.gate, clock, keep_gate)  # type: ignore[assignment]  # a forwarding proxy, not a VadGate subclass
     engine.detector = _TimedDetector(engine.detector, clock)  # type: ignore[assignment]  # a forwarding proxy, not a Detector subclass

@@ -79,15 +79,15 @@ def choose(
     return best, True
 
 
-def score_trace(clf, audio: np.ndarray, keyword: str):
+def score_trace(clf, audio: np.ndarray, keyword: str, hop_ms: int | None = None):
     """Per-hop scores of ``keyword`` over ``audio`` through the engine (replayable at any threshold), and the
-    engine (its counters)."""
+    engine (its counters); ``hop_ms`` overrides the model's hop."""
     from wakeword.audio.sources import ArraySource
     from wakeword.engine import EngineConfig
     from wakeword.stream.detector import DetectorConfig
     from wakeword.tools.probes import record_trace
 
-    config = EngineConfig(detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
+    config = EngineConfig(hop_ms=hop_ms, detector=DetectorConfig(keywords=(keyword,), threshold=0.5))
     trace, _, engine = record_trace(clf, ArraySource(audio, block_size=16000), config, (keyword,))
     return trace, engine
 

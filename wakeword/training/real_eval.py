@@ -88,6 +88,7 @@ def wake_word_stream(
     rs: RealSpeech,
     seed: int = 0,
     snr_db: tuple[float, float] = (0.0, 20.0),
+    hop_ms: int | None = None,
 ) -> dict:
     """Recall of ``keyword`` (per threshold) for ``clips`` mixed into the eval talkers' running speech."""
     rng = np.random.default_rng([seed, 31])
@@ -96,7 +97,7 @@ def wake_word_stream(
     talk, _ = speech_stream(rs, [files[i] for i in order], rng, gap_s=(0.05, 0.4))
     mixed, spans = insert_clips(talk, list(clips), rng, snr_db)
     mixed = mixed[: spans[-1][1] + 3 * SAMPLE_RATE] if spans else mixed[:0]
-    trace, _ = score_trace(clf, mixed, keyword)
+    trace, _ = score_trace(clf, mixed, keyword, hop_ms)
     recall, outside = {}, {}
     for t in GRID:
         hits = fired(trace, keyword, t)
@@ -112,13 +113,13 @@ def wake_word_stream(
     }
 
 
-def false_accepts(clf, keyword: str, rs: RealSpeech, seed: int = 0) -> dict:
+def false_accepts(clf, keyword: str, rs: RealSpeech, seed: int = 0, hop_ms: int | None = None) -> dict:
     """False accepts of ``keyword`` per hour over all eval-speaker speech, per threshold."""
     rng = np.random.default_rng([seed, 37])
     files = [f for f in rs.files if f.split == EVAL]
     audio, starts = speech_stream(rs, files, rng)
     hours = len(audio) / SAMPLE_RATE / 3600
-    trace, engine = score_trace(clf, audio, keyword)
+    trace, engine = score_trace(clf, audio, keyword, hop_ms)
     begins = np.array([s for s, _ in starts])
     langs = Counter(f.language for f in files)
     out = {
